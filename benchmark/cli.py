@@ -1,0 +1,88 @@
+"""Command line: ``benchmark <command>``.
+
+``benchmark run`` is the Lightning job (see :mod:`benchmark.lightning.cli`); the other commands are
+small tools around it. Every :class:`benchmark.errors.BenchmarkError` becomes one line on stderr and
+exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from benchmark.errors import BenchmarkError
+
+COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {}
+
+
+def command(name: str, help_text: str):
+    def register(function: Callable[[list[str]], int]):
+        if name in COMMANDS:
+            raise RuntimeError(f"duplicate command {name!r}")
+        COMMANDS[name] = (help_text, function)
+        return function
+
+    return register
+
+
+@command("run", "run a transfer benchmark experiment (Lightning; --help for options)")
+def _run(argv: list[str]) -> int:
+    from benchmark.lightning.cli import run_cli
+
+    return run_cli(argv)
+
+
+@command("models", "list the model zoo and whether each checkpoint is present")
+def _models(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="benchmark models", description=COMMANDS["models"][0])
+    parser.add_argument("--dataset", help="only models trained on this dataset")
+    args = parser.parse_args(argv)
+    from benchmark.models.zoo import load_zoo
+
+    rows = [("name", "dataset", "published mIoU", "checkpoint", "config")]
+    for entry in load_zoo().values():
+        if args.dataset and entry.dataset != args.dataset:
+            continue
+        miou = entry.published_miou if entry.published_miou is not None else entry.clean_miou
+        present = "present" if entry.checkpoint_path.is_file() else "missing"
+        rows.append((entry.name, entry.dataset, "-" if miou is None else f"{100 * miou:.2f}", present,
+                     entry.config))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+@command("fetch-checkpoint", "download a zoo checkpoint, verify its sha256 and store it atomically")
+def _fetch(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="benchmark fetch-checkpoint", description=COMMANDS["fetch-checkpoint"][0])
+    parser.add_argument("name", help="zoo model name (see `benchmark models`)")
+    args = parser.parse_args(argv)
+    from benchmark.models.fetch import fetch_checkpoint
+
+    path, digest = fetch_checkpoint(args.name)
+    print(f"stored {path} (sha256 {digest})")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: benchmark <command> [options]\n\ncommands:")
+        for name, (help_text, _) in COMMANDS.items():
+            print(f"  {name:<18} {help_text}")
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"error: unknown command {name!r}; commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    try:
+        return COMMANDS[name][1](rest)
+    except BenchmarkError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

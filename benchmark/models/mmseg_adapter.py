@@ -1,0 +1,256 @@
+"""The mmsegmentation adapter: the only module that imports mmseg, mmengine or mmcv.
+
+:func:`build_segmentor` turns an mmseg config (and optionally a checkpoint) into a plain
+:class:`SegmentationModel`: RGB images in [0, 1] go in, logits at input resolution come out, and
+mean/std normalisation, whole/slide inference and mmseg's metadata stay inside.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import warnings
+from contextlib import contextmanager
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from benchmark.errors import CheckpointError, ConfigError
+from benchmark.models.checkpoints import load_weights, sha256_file
+
+MODES = ("whole", "slide")
+
+
+class SegmentationModel(nn.Module):
+    """An mmseg segmentor behind the benchmark's model contract.
+
+    Input: float RGB images in [0, 1], shape (N, 3, H, W), any H and W (values slightly outside
+    [0, 1], e.g. at an NI look-ahead point, are accepted). Output: float logits (N, K, H, W) at
+    input resolution, computed by the segmentor's own ``inference`` (whole or sliding window),
+    differentiable with respect to the input.
+
+    Attributes:
+        num_classes: K.
+        class_names: K class names.
+        config_name: the config the model was built from.
+        checkpoint_sha256: sha256 of the loaded checkpoint file, or None for random weights.
+        mode: "whole" or "slide".
+    """
+
+    def __init__(self, segmentor: nn.Module, mean: torch.Tensor, std: torch.Tensor,
+                 class_names: tuple[str, ...], config_name: str, checkpoint_sha256: str | None):
+        super().__init__()
+        self.segmentor = segmentor
+        # Buffers on the [0, 1] scale: mmseg's 0-255 mean/std divided by 255.
+        self.register_buffer("mean", mean.view(1, -1, 1, 1) / 255.0, persistent=False)
+        self.register_buffer("std", std.view(1, -1, 1, 1) / 255.0, persistent=False)
+        self.num_classes = len(class_names)
+        self.class_names = class_names
+        self.config_name = config_name
+        self.checkpoint_sha256 = checkpoint_sha256
+
+    @property
+    def mode(self) -> str:
+        return self.segmentor.test_cfg.get("mode", "whole")
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dim() != 4 or images.shape[1] != self.mean.shape[1]:
+            raise ValueError(
+                f"expected images of shape (N, {self.mean.shape[1]}, H, W), got {tuple(images.shape)}"
+            )
+        normalised = (images - self.mean) / self.std
+        height, width = images.shape[-2:]
+        # Fresh metadata per call: mmseg's slide inference writes into the first dict.
+        metas = [dict(ori_shape=(height, width), img_shape=(height, width), pad_shape=(height, width),
+                      padding_size=[0, 0, 0, 0]) for _ in range(images.shape[0])]
+        return self.segmentor.inference(normalised, metas)
+
+    def extra_repr(self) -> str:
+        return f"config={self.config_name!r}, num_classes={self.num_classes}, mode={self.mode!r}"
+
+
+def build_segmentor(config: str | os.PathLike | Mapping, checkpoint: str | os.PathLike | None = None,
+                    device: str | torch.device = "cpu", mode: str | None = None,
+                    crop_size: tuple[int, int] | None = None, stride: tuple[int, int] | None = None,
+                    strict: bool = True, expected_sha256: str | None = None,
+                    cfg_options: Mapping[str, Any] | None = None) -> SegmentationModel:
+    """Build an mmseg segmentor as a frozen, eval-mode :class:`SegmentationModel`.
+
+    Args:
+        config: a config file path, a config name shipped inside mmseg (e.g.
+            ``"pspnet/pspnet_r50-d8_4xb4-20k_voc12aug-512x512.py"`` or just its file name), or a
+            config mapping with a ``model`` key.
+        checkpoint: optional checkpoint file (mmengine format or bare state dict), loaded weights-only.
+        device: where the model lives; never guessed.
+        mode: "whole" or "slide"; None keeps the config's ``test_cfg`` mode.
+        crop_size, stride: (h, w) in pixels for slide inference; None keeps the config's values.
+        strict: key mismatches between checkpoint and model are an error (default).
+        expected_sha256: if given, the checkpoint's sha256 must equal it (checked before loading).
+        cfg_options: dotted config overrides, e.g. ``{"model.backbone.depth": 18}`` (tiny variants).
+    """
+    with _quiet_imports():
+        from mmengine.config import Config
+
+    cfg = _load_config(config, Config)
+    if cfg_options:
+        cfg.merge_from_dict(dict(cfg_options))
+    model_cfg = cfg.get("model")
+    if model_cfg is None:
+        raise ConfigError(f"config {config}: no 'model' section")
+    model_cfg = _sanitise(copy.deepcopy(model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else model_cfg))
+    model_cfg["test_cfg"] = _test_cfg(model_cfg.get("test_cfg") or {}, mode, crop_size, stride, config)
+    mean, std = _mean_std(model_cfg, config)
+    model_cfg.pop("data_preprocessor", None)  # normalisation lives in SegmentationModel
+
+    segmentor = _build(model_cfg, config)
+    sha256 = None
+    if checkpoint is not None:
+        if not Path(checkpoint).is_file():
+            raise CheckpointError(f"checkpoint not found: {checkpoint}")
+        sha256 = sha256_file(checkpoint)
+        if expected_sha256 is not None and sha256 != expected_sha256:
+            raise CheckpointError(
+                f"checksum mismatch for {checkpoint}: expected {expected_sha256}, file has {sha256}"
+            )
+        load_weights(segmentor, checkpoint, strict=strict)
+    model = SegmentationModel(segmentor, mean, std, _class_names(cfg, segmentor), _config_name(config),
+                              sha256)
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    return model.to(device)
+
+
+def mmseg_config_dir() -> Path:
+    """The directory of configs shipped inside the mmseg wheel."""
+    import mmseg
+
+    return Path(mmseg.__file__).parent / ".mim" / "configs"
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the OpenMMLab libraries, for result files."""
+    import mmcv
+    import mmengine
+    import mmseg
+
+    return {"mmseg": mmseg.__version__, "mmengine": mmengine.__version__, "mmcv": mmcv.__version__}
+
+
+@contextmanager
+def _quiet_imports():
+    """Silence the import-time and deprecation warnings that mmcv-lite and mmseg print."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=r"(mmcv|mmseg|mmengine)(\.|$)")
+        warnings.filterwarnings("ignore", message=r".*(MultiScaleDeformableAttention|build_loss|mmcv-lite)")
+        yield
+
+
+def _load_config(config, config_cls):
+    if isinstance(config, Mapping):
+        return config_cls(dict(config))
+    path = Path(config)
+    if not path.is_file():
+        path = _find_shipped_config(str(config))
+    try:
+        return config_cls.fromfile(str(path))
+    except Exception as err:  # mmengine raises many types for a bad file
+        raise ConfigError(f"cannot read mmseg config {path}: {err}") from None
+
+
+def _find_shipped_config(name: str) -> Path:
+    root = mmseg_config_dir()
+    name = name if name.endswith(".py") else f"{name}.py"
+    direct = root / name
+    if direct.is_file():
+        return direct
+    matches = sorted(root.glob(f"*/{Path(name).name}"))
+    if len(matches) == 1:
+        return matches[0]
+    raise ConfigError(f"mmseg config {name!r} is neither a file nor a config shipped with mmseg")
+
+
+def _sanitise(node):
+    """Recursively: SyncBN -> BN, drop init_cfg, clear pretrained (building never downloads)."""
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key == "init_cfg":
+                continue
+            if key == "pretrained":
+                out[key] = None
+                continue
+            out[key] = _sanitise(value)
+        if out.get("type") == "SyncBN":
+            out["type"] = "BN"
+        return out
+    if isinstance(node, (list, tuple)):
+        return type(node)(_sanitise(item) for item in node)
+    return node
+
+
+def _test_cfg(test_cfg: dict, mode, crop_size, stride, config) -> dict:
+    out = dict(test_cfg)
+    out["mode"] = mode or out.get("mode", "whole")
+    if out["mode"] not in MODES:
+        raise ConfigError(f"config {config}: inference mode must be one of {MODES}, got {out['mode']!r}")
+    if crop_size is not None:
+        out["crop_size"] = tuple(int(v) for v in crop_size)
+    if stride is not None:
+        out["stride"] = tuple(int(v) for v in stride)
+    if out["mode"] == "slide" and not ("crop_size" in out and "stride" in out):
+        raise ConfigError(f"config {config}: slide inference needs crop_size and stride")
+    return out
+
+
+def _mean_std(model_cfg: dict, config) -> tuple[torch.Tensor, torch.Tensor]:
+    pre = model_cfg.get("data_preprocessor") or {}
+    mean, std = pre.get("mean"), pre.get("std")
+    if mean is None or std is None:
+        raise ConfigError(f"config {config}: model.data_preprocessor must define mean and std")
+    return torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
+
+
+def _build(model_cfg: dict, config) -> nn.Module:
+    with _quiet_imports():
+        from mmengine.config import ConfigDict
+        from mmseg.registry import MODELS
+        from mmseg.utils import register_all_modules
+
+        register_all_modules(init_default_scope=False)
+    try:
+        with _quiet_imports():
+            segmentor = MODELS.build(ConfigDict(model_cfg))
+    except (KeyError, TypeError, ValueError, AssertionError) as err:
+        raise ConfigError(f"cannot build the model of config {config}: {err}") from None
+    if not hasattr(segmentor, "inference"):
+        raise ConfigError(f"config {config}: model type {model_cfg.get('type')!r} has no inference()")
+    return segmentor
+
+
+def _class_names(cfg, segmentor) -> tuple[str, ...]:
+    num_classes = int(segmentor.decode_head.num_classes)
+    names = cfg.get("class_names")
+    if names is None:
+        names = _dataset_classes(cfg)
+    if names is None or len(names) != num_classes:
+        names = [f"class_{index}" for index in range(num_classes)]
+    return tuple(str(name) for name in names)
+
+
+def _dataset_classes(cfg):
+    from mmseg.registry import DATASETS
+
+    dataset_type = cfg.get("dataset_type")
+    dataset_cls = DATASETS.get(dataset_type) if isinstance(dataset_type, str) else None
+    metainfo = getattr(dataset_cls, "METAINFO", None) or {}
+    return metainfo.get("classes")
+
+
+def _config_name(config) -> str:
+    if isinstance(config, Mapping):
+        return "<dict>"
+    return Path(config).name

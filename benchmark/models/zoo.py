@@ -1,0 +1,128 @@
+"""The model zoo: every named model as data, read from ``configs/models/*.yaml``.
+
+Each YAML file maps a zoo name to one entry::
+
+    pspnet-r50-voc:
+      config: pspnet/pspnet_r50-d8_4xb4-20k_voc12aug-512x512.py   # mmseg config name or repo path
+      dataset: voc2012
+      checkpoint: checkpoints/pspnet_r50-....pth                   # local path, relative to the repo
+      url: https://...                                             # optional: where fetch-checkpoint gets it
+      sha256: null                                                 # full digest, or null if not recorded
+      published_miou: 0.7678                                       # fraction; null if unknown
+      mode: null                                                   # optional: "whole" | "slide" override
+      clean_miou: null                                             # optional: measured on the embedded default
+
+``MODEL_ZOO`` is read-only; a name defined twice (in one file or across files) is an error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from functools import cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping
+
+import yaml
+
+from benchmark.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ZOO_DIR = REPO_ROOT / "configs" / "models"
+_HEX = re.compile(r"^[0-9a-f]{64}$")
+_URL_PREFIX = re.compile(r"-([0-9a-f]{8})\.pth$")
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One zoo model.
+
+    Args:
+        name: zoo name (the YAML key).
+        config: mmseg config: a name inside mmseg's shipped configs, or a path relative to the repo.
+        dataset: dataset registry name the checkpoint was trained on (defines the classes).
+        checkpoint: local checkpoint path, relative to the repository root.
+        url: download address for ``benchmark fetch-checkpoint`` (None for committed checkpoints).
+        sha256: full hex digest of the checkpoint file, or None when not recorded.
+        published_miou: mIoU reported by the checkpoint's authors, as a fraction.
+        clean_miou: clean mIoU we measured on the dataset's val split (embedded default models).
+        mode: inference mode override ("whole" | "slide"); None keeps the config's test_cfg.
+    """
+
+    name: str
+    config: str
+    dataset: str
+    checkpoint: str
+    url: str | None = None
+    sha256: str | None = None
+    published_miou: float | None = None
+    clean_miou: float | None = None
+    mode: str | None = None
+
+    def __post_init__(self):
+        if self.sha256 is not None and not _HEX.match(self.sha256):
+            raise ConfigError(f"model zoo entry {self.name!r}: sha256 must be 64 lowercase hex digits")
+        if self.mode not in (None, "whole", "slide"):
+            raise ConfigError(f"model zoo entry {self.name!r}: mode must be whole or slide, got {self.mode!r}")
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return REPO_ROOT / self.checkpoint
+
+    @property
+    def config_path(self) -> str:
+        """The config as build_segmentor takes it: a repo file if one exists, else an mmseg name."""
+        local = REPO_ROOT / self.config
+        return str(local) if local.is_file() else self.config
+
+    @property
+    def sha256_prefix(self) -> str | None:
+        """The 8-hex sha256 prefix that mmseg puts in its checkpoint file names, if any."""
+        match = _URL_PREFIX.search(self.url or "")
+        return match.group(1) if match else None
+
+
+_FIELDS = {f.name for f in fields(ModelEntry)} - {"name"}
+
+
+def load_zoo(directory: Path = ZOO_DIR) -> Mapping[str, ModelEntry]:
+    """Read every ``*.yaml`` in ``directory`` into a read-only name -> entry mapping."""
+    entries: dict[str, ModelEntry] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of model names to entries")
+        for name, body in data.items():
+            if name in entries:
+                raise ConfigError(f"{path}: model {name!r} is already defined in the zoo")
+            if not isinstance(body, dict):
+                raise ConfigError(f"{path}: entry {name!r} must be a mapping")
+            unknown = sorted(set(body) - _FIELDS)
+            if unknown:
+                raise ConfigError(f"{path}: entry {name!r} has unknown key {unknown[0]!r}")
+            try:
+                entries[name] = ModelEntry(name=name, **body)
+            except TypeError as err:
+                raise ConfigError(f"{path}: entry {name!r}: {err}") from None
+    return MappingProxyType(entries)
+
+
+@cache
+def _zoo() -> Mapping[str, ModelEntry]:
+    return load_zoo()
+
+
+def get_model_entry(name: str) -> ModelEntry:
+    """The zoo entry called ``name``; ConfigError naming the valid names otherwise."""
+    zoo = _zoo()
+    if name not in zoo:
+        raise ConfigError(f"unknown model {name!r}; known models: {', '.join(sorted(zoo))}")
+    return zoo[name]
+
+
+def __getattr__(name: str):
+    # MODEL_ZOO is read lazily so that importing this module does no file I/O.
+    if name == "MODEL_ZOO":
+        return _zoo()
+    raise AttributeError(name)

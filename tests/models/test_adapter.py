@@ -1,0 +1,109 @@
+"""The mmseg adapter's contract: shapes, normalisation, inference modes, gradients, frozen state."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from benchmark.errors import ConfigError
+from benchmark.models import build_segmentor
+from benchmark.models.zoo import load_zoo
+from tests.models.tiny import MEAN, STD, tiny_config
+
+ZOO = load_zoo()
+
+
+def _unique_configs():
+    seen = {}
+    for entry in ZOO.values():
+        seen.setdefault(entry.config, entry.name)
+    return sorted(seen.items())
+
+
+@pytest.mark.parametrize(("config", "name"), _unique_configs(), ids=[n for _, n in _unique_configs()])
+def test_every_zoo_architecture_builds_and_backpropagates_to_the_input(config, name):
+    entry = ZOO[name]
+    model = build_segmentor(entry.config_path, mode="whole")
+    assert not model.training
+    images = torch.rand(1, 3, 41, 57, requires_grad=True)
+    logits = model(images)
+    assert logits.shape == (1, model.num_classes, 41, 57)
+    assert len(model.class_names) == model.num_classes
+    (grad,) = torch.autograd.grad(logits.logsumexp(1).sum(), images)
+    assert grad.abs().sum() > 0
+    assert all(p.grad is None and not p.requires_grad for p in model.parameters())
+    assert not any(type(m).__name__ == "SyncBatchNorm" for m in model.modules())
+
+
+def test_shipped_slide_configs_keep_their_mode():
+    entry = ZOO["segformer-b0-cityscapes"]
+    assert build_segmentor(entry.config_path).mode == "slide"
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 29, 45), (1, 3, 64, 33)])
+def test_output_is_logits_at_input_resolution(shape):
+    model = build_segmentor(tiny_config(num_classes=6))
+    logits = model(torch.rand(shape))
+    assert logits.shape == (shape[0], 6, shape[2], shape[3])
+    assert logits.dtype == torch.float32
+
+
+def test_sync_bn_is_replaced_and_downloads_are_cleared():
+    model = build_segmentor(tiny_config())
+    kinds = {type(m).__name__ for m in model.modules()}
+    assert "BatchNorm2d" in kinds and "SyncBatchNorm" not in kinds
+
+
+def test_normalisation_inside_matches_a_hand_computation():
+    model = build_segmentor(tiny_config())
+    images = torch.rand(2, 3, 24, 40)
+    by_hand = (images * 255.0 - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    metas = [dict(ori_shape=(24, 40), img_shape=(24, 40), pad_shape=(24, 40))] * 2
+    expected = model.segmentor.inference(by_hand, metas)
+    torch.testing.assert_close(model(images), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_slide_and_whole_agree_when_one_crop_covers_the_image():
+    whole = build_segmentor(tiny_config(mode="whole"))
+    slide = build_segmentor(tiny_config(mode="slide", crop_size=(64, 64), stride=(48, 48)))
+    slide.load_state_dict(whole.state_dict())
+    images = torch.rand(2, 3, 40, 56)
+    torch.testing.assert_close(slide(images), whole(images))
+
+
+def test_slide_windows_differ_from_whole_and_pass_gradients_to_every_pixel():
+    model = build_segmentor(tiny_config(), mode="slide", crop_size=(24, 24), stride=(16, 16))
+    assert model.mode == "slide"
+    images = torch.rand(1, 3, 40, 56, requires_grad=True)
+    logits = model(images)
+    assert logits.shape == (1, 5, 40, 56)
+    (grad,) = torch.autograd.grad(F.log_softmax(logits, 1)[:, 0].sum(), images)
+    reached = grad.abs().sum(1)[0] > 0
+    assert reached.float().mean() > 0.9
+    # every window of the 40x56 grid (crop 24, stride 16) passes gradient back
+    for top in (0, 16):
+        for left in (0, 16, 32):
+            assert reached[top:top + 24, left:left + 24].any()
+    slide_logits = logits.detach()
+    whole = build_segmentor(tiny_config())
+    whole.load_state_dict(model.state_dict())
+    assert not torch.allclose(slide_logits, whole(images.detach()))
+
+
+def test_parameters_are_frozen_and_receive_no_gradient():
+    model = build_segmentor(tiny_config())
+    images = torch.rand(1, 3, 32, 32, requires_grad=True)
+    model(images).sum().backward()
+    assert images.grad is not None
+    assert all(not p.requires_grad and p.grad is None for p in model.parameters())
+
+
+def test_unknown_config_and_bad_mode_are_config_errors():
+    with pytest.raises(ConfigError, match="no_such_config"):
+        build_segmentor("no_such_config.py")
+    with pytest.raises(ConfigError, match="inference mode"):
+        build_segmentor(tiny_config(), mode="tiles")
+
+
+def test_cfg_options_make_tiny_variants():
+    model = build_segmentor(tiny_config(), cfg_options={"model.decode_head.num_classes": 3})
+    assert model.num_classes == 3 and model(torch.rand(1, 3, 16, 16)).shape[1] == 3
