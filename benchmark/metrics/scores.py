@@ -1,0 +1,120 @@
+"""Dataset-level segmentation scores: mIoU, per-class IoU and pixel accuracy (mmseg ``IoUMetric``).
+
+Definition (pitfalls §9):
+
+- one K x K confusion matrix ``C`` (rows: ground truth, columns: prediction) is accumulated over the
+  whole split and over all ranks; pixels whose label is ``ignore_index`` are left out;
+- ``IoU_k = C_kk / (row_k + col_k - C_kk)``; a class with zero union (absent from both prediction and
+  ground truth) is *undefined*: ``None`` in :attr:`Scores.per_class_iou` and left out of the mean;
+- a class that is predicted but absent from the ground truth has IoU 0 and counts in the mean;
+- pixel accuracy is ``trace(C) / sum(C)``.
+
+The state is torchmetrics' :class:`~torchmetrics.classification.MulticlassConfusionMatrix` (integer
+counts, ``dist_reduce_fx="sum"``), plus an integer image counter, so the pipeline can check that every
+image was counted exactly once (pitfalls §10). States are synchronised once, in ``compute``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+
+class Scores(NamedTuple):
+    """Scores of one (target, condition) over a whole split; plain Python numbers, fractions in [0, 1].
+
+    Immutable. A ``NamedTuple`` rather than a frozen dataclass because torchmetrics post-processes
+    ``compute()`` output with ``apply_to_collection``, which refuses frozen dataclasses.
+
+    Args:
+        miou: mean IoU over the classes whose IoU is defined (NaN when no class is defined, i.e. no
+            valid pixel was seen).
+        per_class_iou: IoU of each class in class-index order; ``None`` where the union is zero.
+        pixel_accuracy: correctly classified valid pixels / valid pixels (NaN without valid pixels).
+        num_images: images counted by ``update`` (summed over ranks).
+        num_pixels: valid (non-ignored) pixels counted.
+    """
+
+    miou: float
+    per_class_iou: tuple[float | None, ...]
+    pixel_accuracy: float
+    num_images: int
+    num_pixels: int
+
+
+def scores_from_confusion(confmat: Tensor, num_images: int) -> Scores:
+    """Reduce an integer K x K confusion matrix (rows: ground truth) to :class:`Scores`.
+
+    Exact: the counts are read as Python integers and every ratio is one float division.
+    """
+    if confmat.ndim != 2 or confmat.shape[0] != confmat.shape[1]:
+        raise ValueError(f"confusion matrix must be K x K, got shape {tuple(confmat.shape)}")
+    counts: list[list[int]] = confmat.detach().to("cpu", torch.int64).tolist()
+    num_classes = len(counts)
+    rows = [sum(r) for r in counts]
+    cols = [sum(counts[i][k] for i in range(num_classes)) for k in range(num_classes)]
+    per_class: list[float | None] = []
+    for k in range(num_classes):
+        union = rows[k] + cols[k] - counts[k][k]
+        per_class.append(counts[k][k] / union if union > 0 else None)
+    defined = [v for v in per_class if v is not None]
+    miou = math.fsum(defined) / len(defined) if defined else math.nan
+    total = sum(rows)
+    correct = sum(counts[k][k] for k in range(num_classes))
+    return Scores(
+        miou=miou,
+        per_class_iou=tuple(per_class),
+        pixel_accuracy=correct / total if total > 0 else math.nan,
+        num_images=int(num_images),
+        num_pixels=int(total),
+    )
+
+
+class SegmentationScores(MulticlassConfusionMatrix):
+    """Confusion-matrix metric whose ``compute`` returns :class:`Scores` (mmseg ``IoUMetric``).
+
+    Args:
+        num_classes: K.
+        ignore_index: label left out of every count (default 255).
+        validate_args: let torchmetrics check label ranges on every update (default True; it costs a
+            host synchronisation per update on GPU).
+
+    Shapes:
+        ``update(preds, target)``: ``preds`` int64 labels (N, H, W) or logits (N, K, H, W) (argmax is
+        taken over dim 1); ``target`` int64 (N, H, W). N images are added to the image counter.
+
+    Example:
+        >>> metric = SegmentationScores(num_classes=21)
+        >>> metric.update(logits, labels)
+        >>> metric.compute().miou
+    """
+
+    full_state_update = False
+
+    def __init__(self, num_classes: int, ignore_index: int = 255, validate_args: bool = True) -> None:
+        super().__init__(num_classes=num_classes, ignore_index=ignore_index, normalize=None,
+                         validate_args=validate_args)
+        self.add_state("num_images", default=torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
+
+    def update(self, preds: Tensor, target: Tensor) -> None:  # type: ignore[override]
+        """Add one batch: ``preds`` (N, H, W) labels or (N, K, H, W) logits; ``target`` (N, H, W)."""
+        if target.ndim != 3:
+            raise ValueError(f"target must be (N, H, W), got shape {tuple(target.shape)}")
+        if (preds.ndim not in (3, 4) or preds.shape[0] != target.shape[0]
+                or preds.shape[-2:] != target.shape[-2:]):
+            raise ValueError(
+                f"preds must be (N, H, W) or (N, K, H, W) matching target {tuple(target.shape)}, "
+                f"got {tuple(preds.shape)}"
+            )
+        if preds.ndim == 4:
+            preds = preds.argmax(dim=1)
+        super().update(preds, target)
+        self.num_images += target.shape[0]
+
+    def compute(self) -> Scores:  # type: ignore[override]
+        """Scores over everything accumulated (synchronised across ranks by torchmetrics)."""
+        return scores_from_confusion(self.confmat, int(self.num_images))

@@ -1,0 +1,125 @@
+"""Leaderboard tables and the ranking rule, computed from entries only (pure functions).
+
+One table per (dataset, track, source). Columns are the union of the entries' targets: the white-box
+targets (the source models) first, in source order, then the black-box targets by name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from benchmark.errors import ResultError
+from benchmark.results.entry import LeaderboardEntry
+from benchmark.results.schema import CLEAN, DatasetInfo, SourceInfo
+from benchmark.results.tracks import TrackInfo
+
+RANKING_RULE = (
+    "Within each table (one dataset, track and source), attacks are ranked by their mean adversarial "
+    "mIoU over the black-box targets (targets that are not a source model); lower is stronger. The "
+    "white-box mIoU (target = source) is shown beside it and does not enter the ranking. An entry "
+    "that lacks a black-box target which another entry of the same table has is marked 'missing', is "
+    "ranked after every complete entry, and is ordered among the incomplete entries by the mean over "
+    "the black-box targets it has; an entry with no black-box target comes last. Ties (means equal "
+    "after rounding to 10 decimals) are broken by attack name, then settings hash, then entry id."
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    """One ranked entry. mIoU values are fractions; None where the entry lacks the target."""
+
+    rank: int
+    attack: str
+    settings_hash: str
+    entry_id: str
+    seed: int
+    blackbox_mean: float | None
+    whitebox: float | None
+    cells: tuple[float | None, ...]
+    missing: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    """Ranked rows of one (dataset, track, source); ``clean`` gives per target the (min, max) clean
+    mIoU recorded by the entries (equal unless runs disagree)."""
+
+    dataset: DatasetInfo
+    track: TrackInfo
+    source: SourceInfo
+    targets: tuple[str, ...]
+    white_box: tuple[bool, ...]
+    clean: tuple[tuple[float, float], ...]
+    rows: tuple[Row, ...]
+
+    @property
+    def key(self) -> str:
+        """``<dataset>-<split>/<track>/<source>``."""
+        return f"{self.dataset.name}-{self.dataset.split}/{self.track.name}/{self.source.id}"
+
+
+def _comparable_dataset(d: DatasetInfo) -> tuple:
+    return (d.name, d.split, d.split_size, d.input_policy, d.class_names, d.ignore_index)
+
+
+def _check_consistent(entries: list[LeaderboardEntry]) -> None:
+    first = entries[0]
+    where = f"{first.dataset.name}-{first.dataset.split}/{first.track.name}/{first.source.id}"
+    models: dict[str, tuple] = {}
+    for e in entries:
+        if _comparable_dataset(e.dataset) != _comparable_dataset(first.dataset):
+            raise ResultError(f"{where}: entries disagree on the dataset (split size, input policy, "
+                              f"classes or ignore_index); attack '{e.attack.name}' is not comparable")
+        if e.track != first.track:
+            raise ResultError(f"{where}: entries with different budgets share the track name")
+        for m in e.models:
+            seen = models.setdefault(m.name, (m.checkpoint_sha256, m.config, m.inference_mode))
+            if seen != (m.checkpoint_sha256, m.config, m.inference_mode):
+                raise ResultError(f"{where}: model '{m.name}' appears with different checkpoints, "
+                                  f"configs or inference modes (attack '{e.attack.name}')")
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return math.fsum(values) / len(values) if values else None
+
+
+def rank_table(entries: Iterable[LeaderboardEntry]) -> Table:
+    """Rank the entries of one (dataset, track, source) by :data:`RANKING_RULE`."""
+    entries = list(entries)
+    if not entries:
+        raise ValueError("rank_table needs at least one entry")
+    _check_consistent(entries)
+    source = entries[0].source
+    all_targets = {t for e in entries for t in e.targets}
+    white = [t for t in source.models if t in all_targets]
+    black = sorted(all_targets - set(source.models))
+    targets = tuple(white + black)
+    clean = tuple((min(e.miou(t, CLEAN) for e in entries if t in e.targets),
+                   max(e.miou(t, CLEAN) for e in entries if t in e.targets)) for t in targets)
+
+    def row_data(e: LeaderboardEntry) -> tuple:
+        name = e.attack.name
+        cells = tuple(e.miou(t, name) if t in e.targets else None for t in targets)
+        missing = tuple(t for t in black if t not in e.targets)
+        mean = _mean(e.miou(t, name) for t in black if t in e.targets)
+        whitebox = _mean(e.miou(t, name) for t in white if t in e.targets)
+        group = 2 if mean is None else (1 if missing else 0)
+        key = (group, round(mean, 10) if mean is not None else 0.0, name, e.attack.settings_hash,
+               e.content_hash)
+        return key, (name, e.attack.settings_hash, e.content_hash, e.seed, mean, whitebox, cells, missing)
+
+    ordered = sorted((row_data(e) for e in entries), key=lambda kv: kv[0])
+    rows = tuple(Row(i + 1, *data) for i, (_, data) in enumerate(ordered))
+    return Table(dataset=entries[0].dataset, track=entries[0].track, source=source, targets=targets,
+                 white_box=tuple(t in source.models for t in targets), clean=clean, rows=rows)
+
+
+def build_tables(entries: Iterable[LeaderboardEntry]) -> tuple[Table, ...]:
+    """One ranked table per (dataset, track, source), sorted by dataset, split, track, source."""
+    groups: dict[tuple[str, str, str, str], list[LeaderboardEntry]] = {}
+    for e in entries:
+        groups.setdefault((e.dataset.name, e.dataset.split, e.track.name, e.source.id), []).append(e)
+    return tuple(rank_table(groups[k]) for k in sorted(groups))

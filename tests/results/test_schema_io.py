@@ -1,0 +1,276 @@
+"""results.json: round trip, strict reading, migrations, atomic writes, tracks."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+
+import pytest
+
+from benchmark.errors import ResultError
+from benchmark.results import io as rio
+from benchmark.results import (
+    AttackInfo,
+    MetricRecord,
+    read_result,
+    result_from_json,
+    result_to_json,
+    track_name,
+    write_result,
+)
+from benchmark.results.tracks import settings_hash
+
+# Every key of a results.json (objects inside lists: their first element). Written by hand, so a
+# schema change must be made here on purpose.
+KEY_PATHS = [
+    "schema_version", "dataset", "dataset.name", "dataset.split", "dataset.num_images",
+    "dataset.split_size", "dataset.image_limit", "dataset.input_policy", "dataset.class_names",
+    "dataset.ignore_index", "models", "models[0].name", "models[0].roles", "models[0].config",
+    "models[0].checkpoint_sha256", "models[0].inference_mode", "source", "source.models",
+    "source.ensemble", "attacks", "attacks[0].name", "attacks[0].settings", "attacks[0].settings_hash",
+    "attacks[0].track", "attacks[0].track.name", "attacks[0].track.norm", "attacks[0].track.eps",
+    "attacks[0].track.eps_255", "attacks[0].track.steps", "attacks[0].track.alpha",
+    "attacks[0].track.alpha_255", "attacks[0].track.alpha_rule", "seed", "adv_format", "versions",
+    "versions.python", "versions.torch", "versions.torchmetrics", "versions.lightning",
+    "versions.mmseg", "versions.benchmark", "timings", "timings.wall_s", "timings.images_per_s",
+    "metrics", "metrics[0].target", "metrics[0].condition", "metrics[0].miou",
+    "metrics[0].per_class_iou", "metrics[0].pixel_accuracy", "metrics[0].success_rate",
+    "metrics[0].num_images",
+]
+OBJECT_PATHS = ["", "dataset", "models[0]", "source", "attacks[0]", "attacks[0].track", "versions",
+                "timings", "metrics[0]"]
+
+
+def _split(path: str) -> list:
+    parts: list = []
+    for token in path.split("."):
+        if "[" in token:
+            name, index = token[:-1].split("[")
+            parts += [name, int(index)]
+        else:
+            parts.append(token)
+    return parts
+
+
+def _parent(raw: dict, path: str):
+    parts = _split(path)
+    node = raw
+    for p in parts[:-1]:
+        node = node[p]
+    return node, parts[-1]
+
+
+def _all_paths(value, prefix="") -> list[str]:
+    out = []
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if prefix.endswith("settings"):
+                continue
+            p = f"{prefix}.{k}" if prefix else k
+            out += [p, *_all_paths(v, p)]
+    elif isinstance(value, list) and value and isinstance(value[0], dict):
+        out += _all_paths(value[0], f"{prefix}[0]")
+    return out
+
+
+def test_round_trip(tmp_path, make_result):
+    result = make_result()
+    path = tmp_path / "results.json"
+    write_result(path, result)
+    back = read_result(path)
+    assert back == result
+    assert back.attacks[0].settings == result.attacks[0].settings
+    assert isinstance(back.metrics[0].per_class_iou, tuple)
+    assert read_result(path) == back
+
+
+def test_key_list_is_complete(make_result):
+    assert _all_paths(result_to_json(make_result())) == KEY_PATHS
+
+
+def test_file_layout_is_plain_json_numbers(tmp_path, make_result):
+    path = tmp_path / "results.json"
+    write_result(path, make_result())
+    raw = json.loads(path.read_text())
+    assert raw["schema_version"] == 1
+    first = raw["metrics"][0]
+    assert first["condition"] == "clean" and first["success_rate"] is None
+    assert first["miou"] == 0.70 and first["per_class_iou"] == [0.70, None, 0.70]
+    assert raw["attacks"][0]["track"]["eps_255"] == 8.0
+    assert raw["attacks"][0]["settings"]["eps"] == 8 / 255
+
+
+@pytest.mark.parametrize("path", KEY_PATHS)
+def test_missing_key_rejected(tmp_path, make_result, path):
+    raw = result_to_json(make_result())
+    node, key = _parent(raw, path)
+    del node[key]
+    file = tmp_path / "results.json"
+    file.write_text(json.dumps(raw))
+    with pytest.raises(ResultError) as err:
+        read_result(file)
+    message = str(err.value)
+    assert str(file) in message
+    assert (f"missing key '{path}'" in message) if path != "schema_version" else ("schema_version" in message)
+
+
+@pytest.mark.parametrize("path", OBJECT_PATHS)
+def test_unknown_key_rejected(tmp_path, make_result, path):
+    raw = result_to_json(make_result())
+    node = raw
+    for p in _split(path) if path else []:
+        node = node[p]
+    node["surprise"] = 1
+    file = tmp_path / "r.json"
+    file.write_text(json.dumps(raw))
+    expected = f"{path}.surprise" if path else "surprise"
+    with pytest.raises(ResultError) as err:
+        read_result(file)
+    assert str(err.value) == f"{file}: unknown key '{expected}'"
+
+
+@pytest.mark.parametrize("path", [
+    "schema_version", "seed", "dataset.num_images", "dataset.image_limit", "attacks[0].track.eps",
+    "attacks[0].track.steps", "timings.wall_s", "metrics[0].miou", "metrics[0].per_class_iou[0]",
+    "metrics[1].success_rate", "metrics[0].num_images",
+])
+def test_number_as_string_rejected(make_result, path):
+    raw = result_to_json(make_result(image_limit=4))
+    node, key = _parent(raw, path)
+    node[key] = str(node[key])
+    with pytest.raises(ResultError, match="expected an integer|expected a number|schema_version"):
+        result_from_json(raw, "fixture.json")
+
+
+@pytest.mark.parametrize("path, value, match", [
+    ("seed", 1.0, "expected an integer"),
+    ("seed", True, "expected an integer"),
+    ("metrics[0].miou", True, "expected a number"),
+    ("metrics[0].miou", 70.0, "fraction"),
+    ("metrics[1].success_rate", 1.5, "fraction"),
+    ("metrics[0].success_rate", 0.5, "null for the clean"),
+    ("models[0].checkpoint_sha256", "ABC", "64 lowercase hex"),
+    ("models[0].roles", ["target", "source"], "roles"),
+    ("adv_format", "jpeg", "adv_format"),
+    ("dataset.class_names", "background", "expected a list"),
+    ("attacks[0].settings_hash", "000000000000", "settings_hash"),
+    ("attacks[0].track.name", "linf-8-t20-ae", "track"),
+    ("metrics[0].num_images", 3, "num_images"),
+    ("metrics[0].per_class_iou", [0.5], "per_class_iou"),
+    ("schema_version", 2, "newer than supported"),
+])
+def test_bad_values_rejected(make_result, path, value, match):
+    raw = result_to_json(make_result())
+    node, key = _parent(raw, path)
+    node[key] = value
+    with pytest.raises(ResultError, match=match):
+        result_from_json(raw, "fixture.json")
+
+
+def test_changed_settings_break_the_hash(make_result):
+    raw = result_to_json(make_result())
+    raw["attacks"][0]["settings"]["steps"] = 10
+    with pytest.raises(ResultError, match="settings_hash"):
+        result_from_json(raw, "fixture.json")
+
+
+def test_missing_metric_cell_rejected(make_result):
+    raw = result_to_json(make_result())
+    del raw["metrics"][-1]
+    with pytest.raises(ResultError, match="every target x condition"):
+        result_from_json(raw, "fixture.json")
+
+
+@pytest.mark.parametrize("text, match", [
+    ('{"schema_version": 1, "schema_version": 1}', "duplicate key"),
+    ('{"schema_version": NaN}', "invalid JSON"),
+    ("[1, 2]", "JSON object"),
+    ("{", "invalid JSON"),
+])
+def test_malformed_json_rejected(tmp_path, text, match):
+    file = tmp_path / "r.json"
+    file.write_text(text)
+    with pytest.raises(ResultError, match=match):
+        read_result(file)
+
+
+def test_nan_is_never_written(tmp_path, make_result):
+    result = make_result()
+    bad = MetricRecord.__new__(MetricRecord)
+    for name, value in vars(result.metrics[0]).items():
+        object.__setattr__(bad, name, value)
+    object.__setattr__(bad, "miou", float("nan"))
+    object.__setattr__(result, "metrics", (bad, *result.metrics[1:]))
+    with pytest.raises(ResultError, match="non-finite"):
+        write_result(tmp_path / "r.json", result)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_migration_hook(tmp_path, make_result, monkeypatch):
+    raw = result_to_json(make_result())
+    old = copy.deepcopy(raw)
+    old["schema_version"] = 0
+    old["run_seed"] = old.pop("seed")  # pretend version 0 called it run_seed
+    file = tmp_path / "old.json"
+    file.write_text(json.dumps(old))
+    with pytest.raises(ResultError, match="no migration from schema_version 0"):
+        read_result(file)
+
+    def v0_to_v1(d):
+        d = dict(d)
+        d["seed"] = d.pop("run_seed")
+        d["schema_version"] = 1
+        return d
+
+    monkeypatch.setitem(rio.MIGRATIONS, 0, v0_to_v1)
+    assert read_result(file) == make_result()
+
+
+def test_atomic_write_leaves_no_temp_files(tmp_path, make_result):
+    path = tmp_path / "results.json"
+    write_result(path, make_result(seed=1))
+    write_result(path, make_result(seed=2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+    assert read_result(path).seed == 2
+
+
+def test_failed_replace_keeps_old_file(tmp_path, make_result, monkeypatch):
+    path = tmp_path / "results.json"
+    write_result(path, make_result(seed=1))
+
+    def boom(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", boom)
+    with pytest.raises(OSError, match="disk full"):
+        write_result(path, make_result(seed=2))
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
+    assert read_result(path).seed == 1
+
+
+@pytest.mark.parametrize("eps, steps, alpha, name", [
+    (8 / 255, 20, 2 / 255, "linf-8-t20-a2"),
+    (8 / 255, 20, None, "linf-8-t20-ae"),
+    (8 / 255, 20, 0.4 / 255, "linf-8-t20-ae"),
+    (4 / 255, 1, 4 / 255, "linf-4-t1-ae"),
+    (0.5 / 255, 10, 0.25 / 255, "linf-0p5-t10-a0p25"),
+    (16 / 255, 10, 1 / 255, "linf-16-t10-a1"),
+])
+def test_track_names(eps, steps, alpha, name):
+    assert track_name(eps, steps, eps / steps if alpha is None else alpha) == name
+    info = AttackInfo.from_settings("pgd", {"eps": eps, "steps": steps, "alpha": alpha})
+    assert info.track is not None and info.track.name == name
+    assert info.track.alpha_rule == ("eps/steps" if name.endswith("-ae") else "fixed")
+
+
+def test_track_none_without_budget():
+    assert AttackInfo.from_settings("odd", {"foo": 1}).track is None
+
+
+def test_settings_hash_ignores_key_order_and_sees_values():
+    a = {"eps": 8 / 255, "steps": 20, "alpha": 2 / 255}
+    assert settings_hash(a) == settings_hash(dict(reversed(list(a.items()))))
+    assert settings_hash(a) != settings_hash({**a, "steps": 10})
+    assert len(settings_hash(a)) == 12 and int(settings_hash(a), 16) >= 0
