@@ -66,6 +66,45 @@ def _fetch(argv: list[str]) -> int:
     return 0
 
 
+@command("train-default", "train the embedded default models on the generated dataset (CPU, minutes)")
+def _train_default(argv: list[str]) -> int:
+    from benchmark.tools.train_default import main as train_main
+
+    return train_main(argv)
+
+
+@command("submit", "validate a results.json and add its entries to the leaderboard")
+def _submit(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="benchmark submit", description=COMMANDS["submit"][0])
+    parser.add_argument("results", help="RUN_DIR/results.json")
+    parser.add_argument("--leaderboard", default="leaderboard", help="leaderboard root (default: leaderboard)")
+    args = parser.parse_args(argv)
+    from benchmark.results import submit
+
+    for path in submit(args.results, args.leaderboard):
+        print(f"added {path}")
+    return 0
+
+
+@command("leaderboard", "leaderboard tools: `benchmark leaderboard build` regenerates the pages")
+def _leaderboard(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="benchmark leaderboard", description=COMMANDS["leaderboard"][0])
+    parser.add_argument("action", choices=["build"])
+    parser.add_argument("--root", default="leaderboard", help="leaderboard root holding entries/")
+    parser.add_argument("--out", default=None, help="output folder (default: ROOT)")
+    parser.add_argument("--wandb-project", default=None, help="also log the tables to this W&B project")
+    parser.add_argument("--wandb-mode", choices=["offline", "online"], default="offline")
+    args = parser.parse_args(argv)
+    from benchmark.results import build, leaderboard_tables, log_to_wandb
+
+    for path in build(args.root, args.out or args.root):
+        print(f"wrote {path}")
+    if args.wandb_project:
+        run_dir = log_to_wandb(leaderboard_tables(args.root), args.wandb_project, mode=args.wandb_mode)
+        print(f"logged the leaderboard tables to W&B ({args.wandb_mode}): {run_dir}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):

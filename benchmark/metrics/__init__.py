@@ -3,7 +3,8 @@
 Imports only torch and torchmetrics.
 """
 
-from benchmark.metrics.scores import Scores, SegmentationScores, scores_from_confusion
+from benchmark.metrics.scores import (Scores, SegmentationScores, per_image_counts, scores_from_confusion,
+                                      scores_from_counts)
 from benchmark.metrics.success import AttackSuccessRate
 
-__all__ = ["AttackSuccessRate", "Scores", "SegmentationScores", "scores_from_confusion"]
+__all__ = ["AttackSuccessRate", "Scores", "SegmentationScores", "per_image_counts", "scores_from_confusion", "scores_from_counts"]

@@ -17,6 +17,7 @@ image was counted exactly once (pitfalls §10). States are synchronised once, in
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -55,16 +56,24 @@ def scores_from_confusion(confmat: Tensor, num_images: int) -> Scores:
         raise ValueError(f"confusion matrix must be K x K, got shape {tuple(confmat.shape)}")
     counts: list[list[int]] = confmat.detach().to("cpu", torch.int64).tolist()
     num_classes = len(counts)
-    rows = [sum(r) for r in counts]
-    cols = [sum(counts[i][k] for i in range(num_classes)) for k in range(num_classes)]
+    labelled = [sum(r) for r in counts]
+    predicted = [sum(counts[i][k] for i in range(num_classes)) for k in range(num_classes)]
+    intersection = [counts[k][k] for k in range(num_classes)]
+    return scores_from_counts(intersection, predicted, labelled, num_images)
+
+
+def scores_from_counts(intersection: Sequence[int], predicted: Sequence[int], labelled: Sequence[int],
+                       num_images: int) -> Scores:
+    """:class:`Scores` from per-class pixel counts over valid pixels: correctly predicted
+    (``intersection``), predicted as the class, and labelled as the class. These counts add up over
+    images, so per-image records reproduce the dataset-level scores exactly."""
     per_class: list[float | None] = []
-    for k in range(num_classes):
-        union = rows[k] + cols[k] - counts[k][k]
-        per_class.append(counts[k][k] / union if union > 0 else None)
+    for inter, pred, gt in zip(intersection, predicted, labelled):
+        union = pred + gt - inter
+        per_class.append(inter / union if union > 0 else None)
     defined = [v for v in per_class if v is not None]
     miou = math.fsum(defined) / len(defined) if defined else math.nan
-    total = sum(rows)
-    correct = sum(counts[k][k] for k in range(num_classes))
+    total, correct = sum(labelled), sum(intersection)
     return Scores(
         miou=miou,
         per_class_iou=tuple(per_class),
@@ -72,6 +81,24 @@ def scores_from_confusion(confmat: Tensor, num_images: int) -> Scores:
         num_images=int(num_images),
         num_pixels=int(total),
     )
+
+
+def per_image_counts(preds: Tensor, target: Tensor, num_classes: int,
+                     ignore_index: int = 255) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-image, per-class counts over valid pixels: (intersection, predicted, labelled), each (N, K).
+
+    ``preds`` and ``target`` are (N, H, W) class indices; pixels labelled ``ignore_index`` are left out.
+    """
+    n = target.shape[0]
+    valid = target != ignore_index
+    offset = torch.arange(n, device=target.device).view(n, 1, 1) * num_classes
+    size = n * num_classes
+
+    def count(index: Tensor, mask: Tensor) -> Tensor:
+        return torch.bincount((index + offset)[mask], minlength=size).view(n, num_classes)
+
+    safe_target = torch.where(valid, target, 0)
+    return (count(safe_target, valid & (preds == target)), count(preds, valid), count(safe_target, valid))
 
 
 class SegmentationScores(MulticlassConfusionMatrix):

@@ -145,7 +145,7 @@ def _quiet_imports():
     """Silence the import-time and deprecation warnings that mmcv-lite and mmseg print."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", module=r"(mmcv|mmseg|mmengine)(\.|$)")
-        warnings.filterwarnings("ignore", message=r".*(MultiScaleDeformableAttention|build_loss|mmcv-lite)")
+        warnings.filterwarnings("ignore", message=r".*(MultiScaleDeformableAttention|build_loss|mmcv-lite|pkg_resources)")
         yield
 
 
@@ -156,7 +156,8 @@ def _load_config(config, config_cls):
     if not path.is_file():
         path = _find_shipped_config(str(config))
     try:
-        return config_cls.fromfile(str(path))
+        with _quiet_imports():
+            return config_cls.fromfile(str(path))
     except Exception as err:  # mmengine raises many types for a bad file
         raise ConfigError(f"cannot read mmseg config {path}: {err}") from None
 

@@ -12,11 +12,14 @@ Each YAML file maps a zoo name to one entry::
       mode: null                                                   # optional: "whole" | "slide" override
       clean_miou: null                                             # optional: measured on the embedded default
 
-``MODEL_ZOO`` is read-only; a name defined twice (in one file or across files) is an error.
+``MODEL_ZOO`` is read-only; a name defined twice (in one file or across files) is an error. Users add
+their own models by pointing ``BENCHMARK_MODEL_ZOO`` at further folders of such YAML files
+(``os.pathsep``-separated); their ``config`` and ``checkpoint`` paths may be absolute.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, fields
 from functools import cache
@@ -86,10 +89,17 @@ class ModelEntry:
 _FIELDS = {f.name for f in fields(ModelEntry)} - {"name"}
 
 
-def load_zoo(directory: Path = ZOO_DIR) -> Mapping[str, ModelEntry]:
-    """Read every ``*.yaml`` in ``directory`` into a read-only name -> entry mapping."""
+def zoo_dirs() -> list[Path]:
+    """The shipped zoo folder plus the folders named in ``BENCHMARK_MODEL_ZOO``."""
+    extra = [Path(p) for p in os.environ.get("BENCHMARK_MODEL_ZOO", "").split(os.pathsep) if p]
+    return [ZOO_DIR, *extra]
+
+
+def load_zoo(*directories: Path) -> Mapping[str, ModelEntry]:
+    """Read every ``*.yaml`` in ``directories`` (default: :func:`zoo_dirs`) into a read-only mapping."""
     entries: dict[str, ModelEntry] = {}
-    for path in sorted(directory.glob("*.yaml")):
+    paths = [path for directory in (directories or zoo_dirs()) for path in sorted(Path(directory).glob("*.yaml"))]
+    for path in paths:
         data = yaml.safe_load(path.read_text()) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping of model names to entries")

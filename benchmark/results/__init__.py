@@ -24,6 +24,7 @@ from benchmark.results.schema import (
     SCHEMA_VERSION,
     AttackInfo,
     DatasetInfo,
+    ImageRecord,
     MetricRecord,
     ModelInfo,
     RunResult,
@@ -36,7 +37,7 @@ from benchmark.results.tracks import TrackInfo, settings_hash, track_name
 __all__ = [
     "ENTRY_SCHEMA_VERSION", "LeaderboardEntry", "RANKING_RULE", "Row", "Table", "build",
     "check_submittable", "leaderboard_tables", "load_entries", "log_to_wandb", "read_entry", "submit",
-    "CLEAN", "SCHEMA_VERSION", "AttackInfo", "DatasetInfo", "MetricRecord", "ModelInfo", "RunResult",
+    "CLEAN", "SCHEMA_VERSION", "AttackInfo", "DatasetInfo", "ImageRecord", "MetricRecord", "ModelInfo", "RunResult",
     "SourceInfo", "Timings", "TrackInfo", "Versions", "read_result", "result_from_json",
     "result_to_json", "results_heatmap", "results_markdown", "settings_hash", "track_name",
     "write_result",

@@ -25,11 +25,13 @@ from benchmark.results.schema import (
     CLEAN,
     AttackInfo,
     DatasetInfo,
+    ImageRecord,
     MetricRecord,
     ModelInfo,
     RunResult,
     SourceInfo,
     Versions,
+    check_image_records,
 )
 from benchmark.results.tracks import TrackInfo, short_hash
 
@@ -56,6 +58,7 @@ class LeaderboardEntry:
     adv_format: str
     versions: Versions
     metrics: tuple[MetricRecord, ...]
+    images: tuple[ImageRecord, ...]
 
     def __post_init__(self) -> None:
         if self.schema_version != ENTRY_SCHEMA_VERSION:
@@ -68,6 +71,7 @@ class LeaderboardEntry:
         if conditions != expected or len(conditions) != len(self.metrics):
             raise ResultError(f"entry '{self.attack.name}': metrics must hold clean and attacked "
                               f"records of each target exactly once")
+        check_image_records(self.images, {(r.target, r.condition): r for r in self.metrics}, self.dataset)
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -112,7 +116,8 @@ def entries_from_result(result: RunResult) -> tuple[LeaderboardEntry, ...]:
             schema_version=ENTRY_SCHEMA_VERSION, dataset=result.dataset, track=attack.track,
             source=result.source, attack=attack, models=result.models, seed=result.seed,
             adv_format=result.adv_format, versions=result.versions,
-            metrics=tuple(r for r in result.metrics if r.condition in (CLEAN, attack.name))))
+            metrics=tuple(r for r in result.metrics if r.condition in (CLEAN, attack.name)),
+            images=tuple(r for r in result.images if r.condition in (CLEAN, attack.name))))
     return tuple(entries)
 
 

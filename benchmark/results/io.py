@@ -86,13 +86,27 @@ def read_record(path: str | os.PathLike[str], cls: type[T], current: int,
     return codec.decode(cls, raw, str(path))
 
 
+def _dumps(value: Any) -> str:
+    """Indented JSON, except that a top-level ``images`` list (per-image audit records, possibly
+    hundreds of thousands) is written one compact record per line."""
+    dump = lambda v, **kw: json.dumps(v, allow_nan=False, ensure_ascii=False, **kw)  # noqa: E731
+    if not (isinstance(value, dict) and value.get("images")):
+        return dump(value, indent=2) + "\n"
+    head = dump({k: v for k, v in value.items() if k != "images"}, indent=2)
+    lines = ",\n".join("    " + dump(record, separators=(",", ":")) for record in value["images"])
+    return head[:-2] + ',\n  "images": [\n' + lines + "\n  ]\n}\n"
+
+
 def write_json_atomic(path: str | os.PathLike[str], value: Any) -> None:
     """Write JSON through a temporary file in the same directory, then ``os.replace``: readers see
     the old file or the complete new one, never a partial one."""
     path = Path(path)
-    text = json.dumps(value, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+    text = _dumps(value)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; result files are ordinary files
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

@@ -27,6 +27,7 @@ from benchmark.results.io import read_result
 from benchmark.results.ranking import Table, build_tables
 from benchmark.results.render import header, heatmap_name, leaderboard_html, leaderboard_markdown
 from benchmark.results.report import heatmap_png
+from benchmark.results.audit import check_consistency
 from benchmark.results.schema import SHA256_RE, RunResult
 
 __all__ = ["build", "check_submittable", "leaderboard_tables", "log_to_wandb", "submit"]
@@ -37,7 +38,8 @@ def check_submittable(result: RunResult, file: str) -> None:
     every model has a 64-hex checkpoint sha256; dataset name and split are set and images were
     evaluated; the whole split was evaluated (a run with fewer images, e.g. under an image limit, is
     partial and not comparable); there is at least one target and one attack; every attack's settings
-    define eps and steps (hence a track); every version string is set."""
+    define eps and steps (hence a track); every version string is set; every metric equals its
+    recomputation from the per-image records (a hand-edited number is refused)."""
     d = result.dataset
     for m in result.models:
         if m.checkpoint_sha256 is None or not SHA256_RE.match(m.checkpoint_sha256):
@@ -61,6 +63,7 @@ def check_submittable(result: RunResult, file: str) -> None:
     for name, value in vars(result.versions).items():
         if not value:
             raise ResultError(f"{file}: versions.{name} is empty")
+    check_consistency(result.metrics, result.images, len(d.class_names), file)
 
 
 def submit(result_path: str | os.PathLike[str],

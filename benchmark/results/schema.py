@@ -217,6 +217,39 @@ class MetricRecord:
 
 
 @dataclass(frozen=True)
+class ImageRecord:
+    """Pixel counts of one ``image`` for one ``target`` under one ``condition``: the audit trail.
+
+    Over valid pixels (label != ignore_index): for each class in ``classes`` (ascending; classes
+    with all-zero counts are left out) the pixels predicted correctly (``intersection``), predicted as
+    the class (``predicted``) and labelled as the class (``labelled``). ``fooled`` counts the valid
+    pixels correct on the clean image and wrong under this attack (None for "clean"). The counts add
+    up over images, so the dataset-level metrics follow from them exactly (:mod:`benchmark.results.audit`),
+    and ``benchmark verify`` recomputes them for the images it re-runs."""
+
+    image: str
+    target: str
+    condition: str
+    classes: tuple[int, ...]
+    intersection: tuple[int, ...]
+    predicted: tuple[int, ...]
+    labelled: tuple[int, ...]
+    fooled: int | None
+
+    def __post_init__(self) -> None:
+        where = f"images[{self.image}/{self.target}/{self.condition}]"
+        n = len(self.classes)
+        _check(len(self.intersection) == len(self.predicted) == len(self.labelled) == n,
+               f"{where}: classes, intersection, predicted and labelled must have equal lengths")
+        _check(list(self.classes) == sorted(set(self.classes)), f"{where}: classes must be ascending and distinct")
+        _check(all(0 <= i <= min(p, g) for i, p, g in zip(self.intersection, self.predicted, self.labelled)),
+               f"{where}: counts must satisfy 0 <= intersection <= predicted, labelled")
+        _check((self.condition == CLEAN) == (self.fooled is None),
+               f"{where}: fooled must be null exactly for the clean condition")
+        _check(self.fooled is None or 0 <= self.fooled <= sum(self.labelled), f"{where}: fooled out of range")
+
+
+@dataclass(frozen=True)
 class RunResult:
     """One evaluation run (``results.json``): every target x condition ("clean" + each attack)."""
 
@@ -230,6 +263,7 @@ class RunResult:
     versions: Versions
     timings: Timings
     metrics: tuple[MetricRecord, ...]
+    images: tuple[ImageRecord, ...]
 
     def __post_init__(self) -> None:
         _check(self.schema_version == SCHEMA_VERSION,
@@ -254,6 +288,7 @@ class RunResult:
             _check(r.num_images == self.dataset.num_images,
                    f"metrics[{r.target}/{r.condition}].num_images {r.num_images} != "
                    f"dataset.num_images {self.dataset.num_images}")
+        check_image_records(self.images, index, self.dataset)
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -270,3 +305,20 @@ class RunResult:
     def is_white_box(self, target: str) -> bool:
         """True when ``target`` is (one of) the source model(s)."""
         return target in self.source.models
+
+
+def check_image_records(images: tuple[ImageRecord, ...], metrics: Mapping[tuple[str, str], MetricRecord],
+                        dataset: DatasetInfo) -> None:
+    """Every (target, condition) of ``metrics`` has one record per evaluated image, and no other."""
+    seen: dict[tuple[str, str], set[str]] = {key: set() for key in metrics}
+    for record in images:
+        key = (record.target, record.condition)
+        _check(key in seen, f"images: record for unknown target/condition {key}")
+        _check(record.image not in seen[key], f"images: duplicate record {record.image}/{key}")
+        _check(all(0 <= k < len(dataset.class_names) for k in record.classes),
+               f"images[{record.image}]: class index out of range")
+        seen[key].add(record.image)
+    names = next(iter(seen.values()), set())
+    for key, found in seen.items():
+        _check(len(found) == dataset.num_images and found == names,
+               f"images: {key} has {len(found)} image records for {dataset.num_images} images")

@@ -7,6 +7,7 @@ from benchmark.results import (
     SCHEMA_VERSION,
     AttackInfo,
     DatasetInfo,
+    ImageRecord,
     MetricRecord,
     ModelInfo,
     RunResult,
@@ -41,13 +42,21 @@ def build_result(*, source=("src",), ensemble=None, targets=("src", "t1", "t2"),
         for n in names)
     attack_infos = tuple(AttackInfo.from_settings(a, (settings or {}).get(a, settings_for(a)))
                          for a in attacks)
-    records = []
+    records, images = [], []
     for ti, t in enumerate(targets):
         for ci, c in enumerate((CLEAN, *attacks)):
             v = miou.get((t, c), 0.70 + 0.01 * ti if c == CLEAN else 0.05 * ci + 0.01 * ti)
-            records.append(MetricRecord(target=t, condition=c, miou=v, per_class_iou=(v, None, v),
-                                        pixel_accuracy=min(1.0, v + 0.1),
-                                        success_rate=None if c == CLEAN else 0.5,
+            # per-image counts whose dataset-level IoU is exactly v for classes 0 and 2 (class 1 absent):
+            # image 0 holds n of 10**6 labelled pixels of each class, all predicted correctly
+            n = round(v * 10**6)
+            clean_n = round(miou.get((t, CLEAN), 0.70 + 0.01 * ti) * 10**6)
+            for i in range(num_images):
+                counts = ((0, 2), (n, n), (n, n), (10**6, 10**6)) if i == 0 else ((), (), (), ())
+                fooled = None if c == CLEAN else (clean_n if i == 0 else 0)
+                images.append(ImageRecord(f"img{i}", t, c, *counts, fooled=fooled))
+            records.append(MetricRecord(target=t, condition=c, miou=n / 10**6, per_class_iou=(n / 10**6, None, n / 10**6),
+                                        pixel_accuracy=(n + n) / (2 * 10**6),
+                                        success_rate=None if c == CLEAN else clean_n / (2 * clean_n),
                                         num_images=num_images))
     return RunResult(
         schema_version=SCHEMA_VERSION,
@@ -63,4 +72,5 @@ def build_result(*, source=("src",), ensemble=None, targets=("src", "t1", "t2"),
                           mmseg="1.2.2", benchmark="0.1.0"),
         timings=Timings(wall_s=12.5, images_per_s=0.32),
         metrics=tuple(records),
+        images=tuple(images),
     )

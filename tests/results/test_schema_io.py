@@ -36,10 +36,12 @@ KEY_PATHS = [
     "versions.mmseg", "versions.benchmark", "timings", "timings.wall_s", "timings.images_per_s",
     "metrics", "metrics[0].target", "metrics[0].condition", "metrics[0].miou",
     "metrics[0].per_class_iou", "metrics[0].pixel_accuracy", "metrics[0].success_rate",
-    "metrics[0].num_images",
+    "metrics[0].num_images", "images", "images[0].image", "images[0].target", "images[0].condition",
+    "images[0].classes", "images[0].intersection", "images[0].predicted", "images[0].labelled",
+    "images[0].fooled",
 ]
 OBJECT_PATHS = ["", "dataset", "models[0]", "source", "attacks[0]", "attacks[0].track", "versions",
-                "timings", "metrics[0]"]
+                "timings", "metrics[0]", "images[0]"]
 
 
 def _split(path: str) -> list:

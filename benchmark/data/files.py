@@ -1,0 +1,110 @@
+"""Reading one image or label file, with every failure turned into a one-line :class:`DataError`.
+
+Images become float32 (3, H, W) RGB tensors in [0, 1]; labels become int64 (H, W) arrays of the stored
+values (palette indices for palette PNGs, never colours).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from benchmark.errors import DataError
+
+# Single-channel modes whose pixel values are the label values themselves. "P" (palette) stores the
+# index, which is the class; converting it to RGB would turn classes into colours.
+LABEL_MODES = ("P", "L", "I", "I;16")
+
+
+def require_dir(path: Path, what: str) -> Path:
+    """Return ``path`` if it is a directory, else raise a DataError naming it."""
+    if not path.is_dir():
+        raise DataError(f"{what} not found: {path}")
+    return path
+
+
+def _open(path: Path, kind: str) -> Image.Image:
+    try:
+        image = Image.open(path)
+        image.load()
+    except FileNotFoundError:
+        raise DataError(f"{kind} file not found: {path}") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise DataError(f"unreadable or corrupt {kind} file {path}: {error}") from None
+    return image
+
+
+def read_image(path: Path) -> torch.Tensor:
+    """Decode an image file into a float32 (3, H, W) RGB tensor in [0, 1]."""
+    image = _open(path, "image").convert("RGB")
+    array = np.asarray(image, dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
+def read_label(path: Path) -> np.ndarray:
+    """Decode a single-channel label file into an int64 (H, W) array of stored values."""
+    image = _open(path, "label")
+    if image.mode not in LABEL_MODES:
+        raise DataError(
+            f"label file {path} has mode {image.mode!r}; expected a single-channel or palette PNG"
+        )
+    return np.asarray(image).astype(np.int64)
+
+
+def check_image_range(image: torch.Tensor, name: str) -> torch.Tensor:
+    """Raise DataError unless ``image`` is finite and inside [0, 1] (datasets never yield more)."""
+    if not bool(torch.isfinite(image).all()) or image.min() < 0 or image.max() > 1:
+        raise DataError(
+            f"image {name!r} has values outside [0, 1] (min {float(image.min()):.4g}, "
+            f"max {float(image.max()):.4g}); loaders must yield [0, 1] RGB"
+        )
+    return image
+
+
+def check_label_values(label: np.ndarray, num_classes: int, ignore_index: int, path: Path) -> None:
+    """Raise DataError naming ``path`` and the first offending value outside [0, C) and ignore."""
+    bad = ((label < 0) | (label >= num_classes)) & (label != ignore_index)
+    if bad.any():
+        values = np.unique(label[bad])
+        raise DataError(
+            f"label file {path} contains value {int(values[0])} outside [0, {num_classes}) and "
+            f"ignore {ignore_index} ({values.size} distinct bad values)"
+        )
+
+
+def check_same_size(image: torch.Tensor, label: np.ndarray, image_path: Path, label_path: Path) -> None:
+    """Raise DataError when the image's (H, W) differs from the label's."""
+    image_hw = tuple(image.shape[-2:])
+    if image_hw != tuple(label.shape):
+        raise DataError(
+            f"image {image_path} is {image_hw[1]}x{image_hw[0]} (WxH) but its label {label_path} is "
+            f"{label.shape[1]}x{label.shape[0]}"
+        )
+
+
+def mmseg_rescale_size(width: int, height: int, scale: tuple[int, int]) -> tuple[int, int]:
+    """Output (width, height) of mmseg's ``Resize(scale, keep_ratio=True)``.
+
+    The factor is min(long / long_edge, short / short_edge) with ``scale = (long, short)``, so the
+    image fits inside the scale in both orientations; sizes round half up (mmcv ``rescale_size``).
+    """
+    long_scale, short_scale = max(scale), min(scale)
+    factor = min(long_scale / max(width, height), short_scale / min(width, height))
+    return int(width * factor + 0.5), int(height * factor + 0.5)
+
+
+def resize_image(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Bilinear resize (no antialiasing, like OpenCV's INTER_LINEAR in mmcv), re-quantised to 8 bits.
+
+    mmseg resizes the uint8 image, so the result is put back on the 1/255 grid; the values stay in
+    [0, 1] because bilinear weights are convex.
+    """
+    if tuple(image.shape[-2:]) == (height, width):
+        return image
+    resized = torch.nn.functional.interpolate(
+        image[None], size=(height, width), mode="bilinear", align_corners=False, antialias=False
+    )[0]
+    return resized.mul_(255.0).round_().clamp_(0.0, 255.0).div_(255.0)
