@@ -1,0 +1,331 @@
+"""Frozen settings of every attack part, validated once at construction.
+
+Units: ``eps`` and ``alpha`` are fractions of the [0, 1] pixel range (8/255, not 8). Every error is a
+:class:`benchmark.errors.ConfigError` whose one-line message names the field and the bad value.
+``to_dict()`` gives the flat, JSON-ready dict of resolved values; :class:`AttackSettings` joins the
+parts of one attack and adds a short stable hash.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from benchmark.errors import ConfigError
+
+STEP_SCHEDULES = ("constant", "linear", "cosine", "uniform")
+
+
+def _fail(field_name: str, value: Any, why: str) -> None:
+    raise ConfigError(f"{field_name}={value!r}: {why}")
+
+
+def _real(field_name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        _fail(field_name, value, "must be a finite number")
+    return float(value)
+
+
+def _int(field_name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(field_name, value, "must be an integer")
+    return value
+
+
+def _bool(field_name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        _fail(field_name, value, "must be true or false")
+    return value
+
+
+def _choice(field_name: str, value: Any, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        _fail(field_name, value, f"must be one of {', '.join(repr(c) for c in choices)}")
+    return value
+
+
+def _unit_interval(field_name: str, value: Any, *, low_open: bool = False, high: float = 1.0) -> float:
+    v = _real(field_name, value)
+    if v > high or v < 0 or (low_open and v == 0):
+        _fail(field_name, value, f"must lie in {'(' if low_open else '['}0, {high}]")
+    return v
+
+
+class _Flat:
+    """Mixin: a flat dict of the resolved fields (every field is a scalar)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class IterativeSettings(_Flat):
+    """The iterative L-inf core shared by every attack (FGSM, BIM, PGD, CosPGD, the FGSM presets).
+
+    Paper (PGD): "Towards Deep Learning Models Resistant to Adversarial Attacks", Madry et al.,
+    arXiv:1706.06083; (BIM) Kurakin et al., arXiv:1607.02533; (FGSM) Goodfellow et al., arXiv:1412.6572.
+
+    Args:
+        eps: L-inf budget, fraction of the [0, 1] pixel range, in (0, 1] (default 8/255).
+        alpha: step size, same unit (registry default per attack; None means eps / steps).
+        steps: iterations T >= 1.
+        random_start: start uniformly inside the eps-ball.
+        ignore_index: label excluded from loss, partitions and statistics (default 255).
+        step_schedule: "constant" | "linear" | "cosine" | "uniform"; each has mean step alpha.
+        step_min_ratio: rho in (0, 1]; dynamic schedules range over [rho, 2 - rho] * alpha.
+        loss_normalizer: "valid" (per-image valid-pixel count) | "all" (H * W).
+        label_source: "ground_truth" | "clean_pred" (source's clean argmax; ignore mask from labels).
+        return_iterate: "last" | "best" (per image, lowest source valid-pixel accuracy).
+        ensemble: "logits" (average logits) | "loss" (average pixel losses); used when the model
+            argument is a sequence of models.
+
+    Shapes:
+        images (N, C, H, W) float in [0, 1]; labels (N, H, W) int64; output like images.
+
+    Example:
+        >>> attack = build_attack("pgd", eps=8 / 255, steps=10)
+        >>> adv = attack(model, images, labels, generator=torch.Generator().manual_seed(0))
+    """
+
+    eps: float = 8 / 255
+    alpha: float | None = 2 / 255
+    steps: int = 10
+    random_start: bool = True
+    ignore_index: int = 255
+    step_schedule: str = "constant"
+    step_min_ratio: float = 0.5
+    loss_normalizer: str = "valid"
+    label_source: str = "ground_truth"
+    return_iterate: str = "last"
+    ensemble: str = "logits"
+
+    def __post_init__(self) -> None:
+        eps = _real("eps", self.eps)
+        if not 0 < eps <= 1:
+            hint = f" (did you mean {eps:g}/255?)" if 1 < eps <= 255 else ""
+            _fail("eps", self.eps, f"must lie in (0, 1], a fraction of the pixel range{hint}")
+        steps = _int("steps", self.steps)
+        if steps < 1:
+            _fail("steps", self.steps, "must be >= 1")
+        alpha = eps / steps if self.alpha is None else _real("alpha", self.alpha)
+        if alpha <= 0:
+            _fail("alpha", self.alpha, "must be > 0")
+        object.__setattr__(self, "eps", eps)
+        object.__setattr__(self, "alpha", alpha)
+        _bool("random_start", self.random_start)
+        _int("ignore_index", self.ignore_index)
+        _choice("step_schedule", self.step_schedule, STEP_SCHEDULES)
+        object.__setattr__(
+            self, "step_min_ratio", _unit_interval("step_min_ratio", self.step_min_ratio, low_open=True)
+        )
+        _choice("loss_normalizer", self.loss_normalizer, ("valid", "all"))
+        _choice("label_source", self.label_source, ("ground_truth", "clean_pred"))
+        _choice("return_iterate", self.return_iterate, ("last", "best"))
+        _choice("ensemble", self.ensemble, ("logits", "loss"))
+
+
+@dataclass(frozen=True)
+class SegPGDSettings(IterativeSettings):
+    """SegPGD: PGD whose CE is re-weighted between still-correct and already-fooled pixels.
+
+    Paper: "SegPGD: An Effective and Efficient Adversarial Attack for Evaluating and Boosting
+    Segmentation Robustness", Gu et al., ECCV 2022, arXiv:2207.12391.
+
+    Args:
+        (all of IterativeSettings; registry defaults eps 8/255, alpha 2/255, steps 20, random start)
+        lambda_offset: 0 or 1; fooled-pixel weight (t + offset) / (2 * steps), t from 0 (default 0).
+
+    Shapes:
+        images (N, C, H, W) float in [0, 1]; labels (N, H, W) int64; output like images.
+
+    Example:
+        >>> attack = build_attack("segpgd", eps=8 / 255, steps=20)
+        >>> adv = attack(model, images, labels, generator=torch.Generator().manual_seed(0))
+    """
+
+    lambda_offset: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if _int("lambda_offset", self.lambda_offset) not in (0, 1):
+            _fail("lambda_offset", self.lambda_offset, "must be 0 or 1 (lambda_t must stay in [0, 1/2])")
+
+
+@dataclass(frozen=True)
+class TranSegPGDSettings(IterativeSettings):
+    """TranSegPGD: two-stage re-weighted PGD (adversarial property, then KL transferability).
+
+    Paper: "TranSegPGD: Improving Transferability of Adversarial Examples on Semantic Segmentation",
+    Jia et al., arXiv:2312.02207. The full text was not available; every option below is one row of
+    the ambiguity register (attacks.md 3.3) and every default is our interpretation.
+
+    Args:
+        (all of IterativeSettings; registry defaults alpha 2/255, steps 20, random start, "uniform")
+        stage1_steps: T1, steps of stage 1 in [0, steps]; None means steps // 2 (A3).
+        stage_switch: "fixed" (at T1) | "all_fooled" (per image, no valid pixel correct) (A3).
+        stage1_split: "correct" (argmax == label) | "confident" (p[label] > 1/2) hard pixels (A1).
+        stage1_weight / stage2_weight: "segpgd" (linear ramp) | "constant" (gamma / beta) (A2).
+        gamma / beta: constant weights in [0, 1/2] of the easy branch (A2).
+        lambda_offset: 0 or 1, ramp (t + offset) / (2 * horizon) (A2).
+        weight_horizon: "stage" (ramp over the stage's steps) | "total" (over all steps) (A2).
+        kl_reference: "clean" (source softmax on clean image) | "label" (one-hot) (A4).
+        kl_direction: "clean_adv" KL(ref || adv) | "adv_clean" KL(adv || ref) (A5).
+        stage2_split: "mean" | "median" | "topk" per-image threshold on KL (A6).
+        topk_fraction: fraction in (0, 1] of valid pixels on the upper side for "topk" (A6).
+        transferable_side: "high_kl" | "low_kl" (A7).
+        stage2_loss: "ce" | "kl" | "ce_kl" weighted stage-2 objective (A8).
+
+    Shapes:
+        images (N, C, H, W) float in [0, 1]; labels (N, H, W) int64; output like images.
+
+    Example:
+        >>> attack = build_attack("transegpgd+mi", steps=20, stage2_split="median")
+        >>> adv = attack(model, images, labels, generator=torch.Generator().manual_seed(0))
+    """
+
+    steps: int = 20
+    step_schedule: str = "uniform"
+    stage1_steps: int | None = None
+    stage_switch: str = "fixed"
+    stage1_split: str = "correct"
+    stage1_weight: str = "segpgd"
+    stage2_weight: str = "segpgd"
+    gamma: float = 0.1
+    beta: float = 0.1
+    lambda_offset: int = 0
+    weight_horizon: str = "stage"
+    kl_reference: str = "clean"
+    kl_direction: str = "clean_adv"
+    stage2_split: str = "mean"
+    topk_fraction: float = 0.5
+    transferable_side: str = "high_kl"
+    stage2_loss: str = "ce"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        t1 = self.steps // 2 if self.stage1_steps is None else _int("stage1_steps", self.stage1_steps)
+        if not 0 <= t1 <= self.steps:
+            _fail("stage1_steps", self.stage1_steps, f"must lie in [0, steps={self.steps}]")
+        object.__setattr__(self, "stage1_steps", t1)
+        _choice("stage_switch", self.stage_switch, ("fixed", "all_fooled"))
+        _choice("stage1_split", self.stage1_split, ("correct", "confident"))
+        _choice("stage1_weight", self.stage1_weight, ("segpgd", "constant"))
+        _choice("stage2_weight", self.stage2_weight, ("segpgd", "constant"))
+        object.__setattr__(self, "gamma", _unit_interval("gamma", self.gamma, high=0.5))
+        object.__setattr__(self, "beta", _unit_interval("beta", self.beta, high=0.5))
+        if _int("lambda_offset", self.lambda_offset) not in (0, 1):
+            _fail("lambda_offset", self.lambda_offset, "must be 0 or 1 (ramp weights must stay in [0, 1/2])")
+        _choice("weight_horizon", self.weight_horizon, ("stage", "total"))
+        _choice("kl_reference", self.kl_reference, ("clean", "label"))
+        _choice("kl_direction", self.kl_direction, ("clean_adv", "adv_clean"))
+        _choice("stage2_split", self.stage2_split, ("mean", "median", "topk"))
+        object.__setattr__(
+            self, "topk_fraction", _unit_interval("topk_fraction", self.topk_fraction, low_open=True)
+        )
+        _choice("transferable_side", self.transferable_side, ("high_kl", "low_kl"))
+        _choice("stage2_loss", self.stage2_loss, ("ce", "kl", "ce_kl"))
+        # Option interactions (attacks.md 3.3).
+        if self.stage_switch == "all_fooled" and self.weight_horizon != "total":
+            _fail("weight_horizon", self.weight_horizon, 'stage_switch="all_fooled" requires "total"')
+        if self.kl_reference == "label" and self.kl_direction != "clean_adv":
+            _fail(
+                "kl_direction", self.kl_direction,
+                'kl_reference="label" requires "clean_adv" (KL(p || one-hot) is infinite)',
+            )
+
+
+@dataclass(frozen=True)
+class MomentumSettings(_Flat):
+    """MI-FGSM / NI-FGSM momentum on the per-image mean-|grad| normalised gradient.
+
+    Paper: "Boosting Adversarial Attacks with Momentum", Dong et al., CVPR 2018, arXiv:1710.06081;
+    NI: "Nesterov Accelerated Gradient and Scale Invariance for Adversarial Attacks", Lin et al.,
+    ICLR 2020, arXiv:1908.06281.
+
+    Args:
+        decay: momentum factor mu >= 0, unitless (default 1.0; 0 gives BIM).
+    """
+
+    decay: float = 1.0
+
+    def __post_init__(self) -> None:
+        decay = _real("decay", self.decay)
+        if decay < 0:
+            _fail("decay", self.decay, "must be >= 0")
+        object.__setattr__(self, "decay", decay)
+
+
+@dataclass(frozen=True)
+class DISettings(_Flat):
+    """Diverse inputs: random nearest resize and zero padding of the query point.
+
+    Paper: "Improving Transferability of Adversarial Examples with Input Diversity", Xie et al.,
+    CVPR 2019, arXiv:1803.06978.
+
+    Args:
+        resize_rate: canvas size factor r > 0, r != 1 (default 1.1; r < 1 shrinks and pads).
+        diversity_prob: per-image probability of transforming, in [0, 1] (default 0.5).
+    """
+
+    resize_rate: float = 1.1
+    diversity_prob: float = 0.5
+
+    def __post_init__(self) -> None:
+        rate = _real("resize_rate", self.resize_rate)
+        if rate <= 0 or rate == 1:
+            _fail("resize_rate", self.resize_rate, "must be > 0 and != 1")
+        object.__setattr__(self, "resize_rate", rate)
+        object.__setattr__(self, "diversity_prob", _unit_interval("diversity_prob", self.diversity_prob))
+
+
+@dataclass(frozen=True)
+class TISettings(_Flat):
+    """Translation-invariant gradient smoothing with a depthwise Gaussian kernel.
+
+    Paper: "Evading Defenses to Transferable Adversarial Examples by Translation-Invariant Attacks",
+    Dong et al., CVPR 2019, arXiv:1904.02884.
+
+    Args:
+        kernel_size: odd kernel side k >= 1, pixels (default 15).
+        nsig: the kernel spans [-nsig, nsig] standard deviations, > 0 (default 3.0).
+    """
+
+    kernel_size: int = 15
+    nsig: float = 3.0
+
+    def __post_init__(self) -> None:
+        k = _int("kernel_size", self.kernel_size)
+        if k < 1 or k % 2 == 0:
+            _fail("kernel_size", self.kernel_size, "must be an odd integer >= 1")
+        nsig = _real("nsig", self.nsig)
+        if nsig <= 0:
+            _fail("nsig", self.nsig, "must be > 0")
+        object.__setattr__(self, "nsig", nsig)
+
+
+@dataclass(frozen=True)
+class AttackSettings:
+    """Every resolved setting of one built attack: its canonical name, base and modifier settings.
+
+    ``to_dict()`` is flat: ``{"attack": name, <base fields>, <modifier fields>}``; field names never
+    collide (the registry checks it). ``settings_hash()`` is the first 12 hex digits of the sha256 of
+    that dict as sorted, compact JSON, so it is stable across processes and platforms.
+    """
+
+    name: str
+    base: IterativeSettings
+    modifiers: tuple[Any, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        flat: dict[str, Any] = {"attack": self.name}
+        for part in (self.base, *self.modifiers):
+            flat.update(part.to_dict())
+        return flat
+
+    def settings_hash(self) -> str:
+        text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]

@@ -1,0 +1,1 @@
+"""Input transforms (DI) and gradient transforms (TI, MI / NI momentum)."""

@@ -1,0 +1,113 @@
+"""Tiny pure-torch models and shared lists for the attack tests."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from benchmark.attacks import ATTACKS
+
+
+@pytest.fixture(autouse=True)
+def _cpu_numerics():
+    """One CPU thread and native convolutions for every test here, restored afterwards.
+
+    Tiny tensors gain nothing from threads, and the CPUs are shared. oneDNN convolutions pick
+    batch-size-dependent kernels, so the conv of a batch differs from the conv of each image in the
+    last bits; near-zero gradient entries (e.g. TI-smoothed ones) can then flip sign, which the
+    batch-independence invariant would blame on the attack. The native kernels are batch-invariant.
+    """
+    threads, mkldnn = torch.get_num_threads(), torch.backends.mkldnn.enabled
+    torch.set_num_threads(1)
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = mkldnn
+        torch.set_num_threads(threads)
+
+
+COMBINATIONS = [
+    "transegpgd+mi",
+    "transegpgd+ni",
+    "transegpgd+di",
+    "transegpgd+ti",
+    "transegpgd+mi+di+ti",
+    "segpgd+mi",
+    "pgd+mi+di+ti",
+]
+ALL_NAMES = list(ATTACKS) + COMBINATIONS
+SPATIAL = ("di", "ti")
+
+
+def has_modifier(name: str, mods: tuple[str, ...]) -> bool:
+    parts = set(name.split("+")[1:])
+    preset = {"mifgsm": "mi", "nifgsm": "ni", "difgsm": "di", "tifgsm": "ti"}.get(name.split("+")[0])
+    return bool((parts | {preset}) & set(mods))
+
+
+class TinySegNet(nn.Module):
+    """3x3 convs C -> 6 -> K; logits at input resolution."""
+
+    def __init__(self, channels: int = 3, classes: int = 4, seed: int = 0) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(seed)
+        self.conv1 = nn.Conv2d(channels, 6, 3, padding=1)
+        self.act = nn.ReLU()
+        self.conv2 = nn.Conv2d(6, classes, 3, padding=1)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+
+    def forward(self, x):
+        return self.conv2(self.act(self.conv1(x)))
+
+
+class PixelLinear(nn.Module):
+    """Per-pixel linear classifier (1x1 conv): logits_k = w_k . x + b_k."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
+        super().__init__()
+        k, c = weight.shape
+        self.conv = nn.Conv2d(c, k, 1)
+        with torch.no_grad():
+            self.conv.weight.copy_(weight.view(k, c, 1, 1))
+            self.conv.bias.copy_(torch.zeros(k) if bias is None else bias)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class Identity(nn.Module):
+    def forward(self, x):
+        return x
+
+
+def make_batch(n: int = 2, c: int = 3, h: int = 17, w: int = 29, k: int = 4, seed: int = 0, ignore: bool = True):
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.rand(n, c, h, w, generator=gen)
+    labels = torch.randint(0, k, (n, h, w), generator=gen)
+    if ignore:
+        labels[:, :3, :5] = 255
+    return images, labels
+
+
+def gens(n: int, seed: int = 0):
+    return [torch.Generator().manual_seed(seed + i) for i in range(n)]
+
+
+MODEL_KINDS = ["single", "ens_logits", "ens_loss"]
+
+
+def make_source(kind: str):
+    """(model or ensemble, extra settings) for a model kind."""
+    if kind == "single":
+        return TinySegNet(seed=1).eval(), {}
+    models = [TinySegNet(seed=1).eval(), TinySegNet(seed=2).eval()]
+    return models, {"ensemble": "logits" if kind == "ens_logits" else "loss"}
+
+
+@pytest.fixture
+def batch():
+    return make_batch()
