@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 .PHONY: run test install clean
 
 run: $(STAMP)
-	$(VENV)/bin/benchmark models
+	$(VENV)/bin/benchmark run --config configs/default.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -105,6 +105,28 @@ def _leaderboard(argv: list[str]) -> int:
     return 0
 
 
+@command("verify", "re-run a leaderboard entry on its first K images and compare the numbers")
+def _verify(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="benchmark verify", description=COMMANDS["verify"][0])
+    parser.add_argument("entry", help="leaderboard/entries/.../<attack>-<hash>.json")
+    parser.add_argument("--images", type=int, default=8, help="re-run the first K images (default 8)")
+    parser.add_argument("--data-root", default=None, help="dataset folder (default: the shipped configs' root)")
+    parser.add_argument("--tolerance", type=float, default=0.01,
+                        help="allowed count difference per image, fraction of its valid pixels (0: exact)")
+    parser.add_argument("--batch-size", type=int, default=1)
+    args = parser.parse_args(argv)
+    from benchmark.lightning.verify import verify
+
+    report = verify(args.entry, images=args.images, data_root=args.data_root, tolerance=args.tolerance,
+                    batch_size=args.batch_size)
+    for problem in report.problems:
+        print(f"MISMATCH {problem}")
+    verdict = "agrees" if report.ok else "DOES NOT agree"
+    print(f"{report.entry}: re-run of {report.images} images {verdict} with the entry "
+          f"(tolerance {args.tolerance:g} of valid pixels per image)")
+    return 0 if report.ok else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):

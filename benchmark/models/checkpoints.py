@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 
 from benchmark.errors import CheckpointError
+from benchmark.fileio import write_atomic
 
 _CHUNK = 1 << 20
 _MAX_KEYS_SHOWN = 6
@@ -97,18 +97,9 @@ def save_checkpoint(module: nn.Module, path: str | os.PathLike, meta: Mapping | 
 
     ``meta`` must hold plain types only (str, numbers, lists, dicts) so the file loads weights-only.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {key: value.detach().cpu().clone() for key, value in module.state_dict().items()}
     payload = {"state_dict": state, "meta": dict(meta or {})}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda handle: torch.save(payload, handle))
     return sha256_file(path)
 
 

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 from benchmark.errors import ResultError
+from benchmark.fileio import write_atomic
 from benchmark.results import codec
 from benchmark.results.schema import SCHEMA_VERSION, RunResult
 
@@ -98,24 +98,10 @@ def _dumps(value: Any) -> str:
 
 
 def write_json_atomic(path: str | os.PathLike[str], value: Any) -> None:
-    """Write JSON through a temporary file in the same directory, then ``os.replace``: readers see
-    the old file or the complete new one, never a partial one."""
-    path = Path(path)
+    """Write JSON atomically (:func:`benchmark.fileio.write_atomic`): readers see the old file or the
+    complete new one, never a partial one."""
     text = _dumps(value)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; result files are ordinary files
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def result_to_json(result: RunResult) -> dict[str, Any]:

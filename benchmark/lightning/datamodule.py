@@ -1,0 +1,116 @@
+"""LightningDataModule over the dataset loaders, with a sharding sampler that never pads or drops."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from torch.utils.data import DataLoader, Sampler
+
+from benchmark.data import DATASETS, build_dataset
+from benchmark.errors import ConfigError, DataError
+
+
+class ShardSampler(Sampler[int]):
+    """Indices ``rank, rank + world, rank + 2·world, ...``: every index exactly once over all ranks.
+
+    Lightning's default distributed sampler pads the last shard with repeated samples; this one gives
+    uneven shards instead, so no image is counted twice and none is dropped (pitfalls §10).
+    """
+
+    def __init__(self, length: int, rank: int = 0, world_size: int = 1):
+        self.length, self.rank, self.world_size = length, rank, world_size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.length, self.world_size))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.length, self.world_size))
+
+
+def collate(samples: list[dict]) -> dict:
+    """Stack samples into a batch; images of different sizes need batch_size 1 (named in the error)."""
+    shapes = {tuple(sample["image"].shape) for sample in samples}
+    if len(shapes) > 1:
+        names = ", ".join(sample["name"] for sample in samples)
+        raise DataError(f"images of different sizes {sorted(shapes)} in one batch ({names}); use batch_size 1")
+    return {
+        "image": torch.stack([sample["image"] for sample in samples]),
+        "label": torch.stack([sample["label"] for sample in samples]),
+        "name": [sample["name"] for sample in samples],
+    }
+
+
+class SegmentationDataModule(pl.LightningDataModule):
+    """The validation data of one experiment.
+
+    Args:
+        dataset: registry name (``voc2012``, ``cityscapes``, ``ade20k``, ``synthetic-voc``, ...).
+        root: dataset folder in that dataset's standard layout.
+        split: split to evaluate (default ``val``).
+        limit: evaluate only the first ``limit`` images (None: the whole split).
+        batch_size: images per batch (slide-mode and real-data runs usually want 1).
+        num_workers: DataLoader worker processes.
+        resize: ``none`` (native size) or ``mmseg`` (mmseg's test-time resize of the image).
+        generate_if_missing: for generated datasets (``synthetic-*``), write them at ``root`` first if
+            the folder is absent (deterministic, seconds).
+    """
+
+    def __init__(self, dataset: str = "synthetic-voc", root: str = "data/generated/synthetic-voc",
+                 split: str = "val", limit: int | None = None, batch_size: int = 1, num_workers: int = 0,
+                 resize: str = "none", generate_if_missing: bool = True):
+        super().__init__()
+        if dataset not in DATASETS:
+            raise ConfigError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
+        if batch_size < 1 or (limit is not None and limit < 1):
+            raise ConfigError(f"batch_size and limit must be >= 1, got {batch_size} and {limit}")
+        self.dataset_name, self.root, self.split, self.limit = dataset, Path(root), split, limit
+        self.batch_size, self.num_workers, self.resize = batch_size, num_workers, resize
+        self.generate_if_missing = generate_if_missing
+        self.info = DATASETS[dataset]
+        self._dataset = None
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.info.classes)
+
+    @property
+    def ignore_index(self) -> int:
+        return self.info.ignore_index
+
+    @property
+    def split_size(self) -> int:
+        """Images in the whole split (a run with ``limit`` evaluates fewer: a partial result)."""
+        if self.limit is None:
+            return len(self.dataset)
+        return len(build_dataset(self.dataset_name, self.root, split=self.split, resize=self.resize))
+
+    @property
+    def input_policy(self) -> str:
+        """How images reach the models, recorded in results (pitfalls §13)."""
+        return f"resize={self.resize}; labels at original resolution; model inference per zoo entry"
+
+    def prepare_data(self) -> None:
+        if self.generate_if_missing and self.dataset_name.startswith("synthetic-") and not self.root.exists():
+            from benchmark.data.synthetic import generate
+
+            generate(self.root, layout=self.info.layout)
+
+    @property
+    def dataset(self):
+        if self._dataset is None:
+            self.prepare_data()
+            self._dataset = build_dataset(self.dataset_name, self.root, split=self.split, limit=self.limit,
+                                          resize=self.resize)
+        return self._dataset
+
+    def setup(self, stage: str | None = None) -> None:
+        _ = self.dataset
+
+    def val_dataloader(self) -> DataLoader:
+        rank = self.trainer.global_rank if self.trainer is not None else 0
+        world = self.trainer.world_size if self.trainer is not None else 1
+        return DataLoader(self.dataset, batch_size=self.batch_size, num_workers=self.num_workers,
+                          sampler=ShardSampler(len(self.dataset), rank, world), collate_fn=collate)

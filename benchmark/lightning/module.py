@@ -1,0 +1,146 @@
+"""The thin LightningModule: holds the source and target models and the metrics; nothing else."""
+
+from __future__ import annotations
+
+import lightning.pytorch as pl
+import torch
+from torch import nn
+
+from benchmark.errors import ConfigError
+from benchmark.lightning import ADV_KEY
+from benchmark.metrics import AttackSuccessRate, Scores, SegmentationScores, per_image_counts
+from benchmark.models import build_zoo_model, get_model_entry
+from benchmark.results import ImageRecord
+
+CLEAN = "clean"
+
+
+def _metric_key(target: str, condition: str) -> str:
+    # ModuleDict keys may not contain "."; "+" and "-" are fine.
+    return f"{target}/{condition}".replace(".", "_")
+
+
+class TransferModule(pl.LightningModule):
+    """Evaluate target models on clean and adversarial images.
+
+    Args:
+        source: zoo name(s) of the source model; several names form an ensemble source (the attack's
+            ``ensemble`` setting says how their outputs are combined).
+        targets: zoo names of the target models (the source may be among them: the white-box column).
+        conditions: canonical names of the attacks whose images arrive in ``batch["adv"]`` (linked
+            from the attack callback by the CLI).
+        num_classes: the dataset's class count (linked from the data module); every model must match.
+        ignore_index: label value excluded from every metric (linked from the data module).
+        mode: inference mode override ("whole" | "slide") for every model; None keeps each config's.
+        num_examples: images per rank whose clean/adversarial predictions are returned for logging.
+    """
+
+    def __init__(self, source: list[str], targets: list[str], conditions: list[str] | None = None,
+                 num_classes: int = 0, ignore_index: int = 255, mode: str | None = None, num_examples: int = 4):
+        super().__init__()
+        if not source or not targets:
+            raise ConfigError("model.source and model.targets must each name at least one zoo model")
+        for name in [*source, *targets]:
+            entry = get_model_entry(name)
+            if not entry.checkpoint_path.is_file():
+                hint = f" (benchmark fetch-checkpoint {name})" if entry.url else ""
+                raise ConfigError(f"checkpoint of model {name!r} not found: {entry.checkpoint_path}{hint}")
+        self.source_names, self.target_names = list(source), list(targets)
+        self.conditions = [CLEAN, *(conditions or [])]
+        self.num_classes, self.ignore_index, self.mode = num_classes, ignore_index, mode
+        self.num_examples = num_examples
+        self.nets = nn.ModuleDict()
+        self.scores = nn.ModuleDict({
+            _metric_key(t, c): SegmentationScores(num_classes, ignore_index=ignore_index)
+            for t in self.target_names for c in self.conditions
+        })
+        self.success = nn.ModuleDict({
+            _metric_key(t, c): AttackSuccessRate(ignore_index=ignore_index)
+            for t in self.target_names for c in self.conditions[1:]
+        })
+        self._examples_seen = 0
+        self._images: list[ImageRecord] = []
+
+    def setup(self, stage: str) -> None:
+        for name in dict.fromkeys([*self.source_names, *self.target_names]):
+            if name not in self.nets:
+                net = build_zoo_model(name, device=self.device, mode=self.mode)
+                if net.num_classes != self.num_classes:
+                    raise ConfigError(f"model {name!r} predicts {net.num_classes} classes but the dataset has "
+                                      f"{self.num_classes}")
+                self.nets[name] = net
+
+    @property
+    def source(self) -> nn.Module | list[nn.Module]:
+        """The source model, or the list of source models of an ensemble."""
+        models = [self.nets[name] for name in self.source_names]
+        return models[0] if len(models) == 1 else models
+
+    def model_info(self, name: str) -> dict:
+        """Provenance of one model for result files."""
+        net = self.nets[name]
+        return {"name": name, "config": get_model_entry(name).config, "checkpoint_sha256": net.checkpoint_sha256,
+                "mode": net.mode}
+
+    def validation_step(self, batch: dict, batch_idx: int) -> dict:
+        labels = batch["label"]
+        inputs = {CLEAN: batch["image"], **batch.get(ADV_KEY, {})}
+        missing = set(self.conditions) - set(inputs)
+        if missing:
+            raise RuntimeError(f"batch lacks adversarial images for {sorted(missing)}; is the attack callback set?")
+        keep = max(0, min(labels.shape[0], self.num_examples - self._examples_seen))
+        examples = {}
+        with torch.no_grad():
+            for target in self.target_names:
+                net = self.nets[target]
+                clean_pred = net(inputs[CLEAN]).argmax(1)
+                self.scores[_metric_key(target, CLEAN)].update(clean_pred, labels)
+                self._record_images(batch["name"], target, CLEAN, clean_pred, labels, None)
+                examples[(target, CLEAN)] = clean_pred[:keep]
+                for condition in self.conditions[1:]:
+                    adv_pred = net(inputs[condition]).argmax(1)
+                    self.scores[_metric_key(target, condition)].update(adv_pred, labels)
+                    self.success[_metric_key(target, condition)].update(clean_pred, adv_pred, labels)
+                    self._record_images(batch["name"], target, condition, adv_pred, labels, clean_pred)
+                    examples[(target, condition)] = adv_pred[:keep]
+        self._examples_seen += keep
+        return {"examples": examples, "num_examples": keep}
+
+    def _record_images(self, names, target, condition, preds, labels, clean_pred) -> None:
+        """Per-image pixel counts (the audit trail of results.json); one host copy per batch."""
+        inter, pred, gt = (t.tolist() for t in per_image_counts(preds, labels, self.num_classes, self.ignore_index))
+        fooled = [None] * len(names)
+        if clean_pred is not None:
+            valid = labels != self.ignore_index
+            fooled = (valid & (clean_pred == labels) & (preds != labels)).sum((1, 2)).tolist()
+        for n, name in enumerate(names):
+            classes = [k for k in range(self.num_classes) if pred[n][k] or gt[n][k]]
+            self._images.append(ImageRecord(
+                image=name, target=target, condition=condition, classes=tuple(classes),
+                intersection=tuple(inter[n][k] for k in classes), predicted=tuple(pred[n][k] for k in classes),
+                labelled=tuple(gt[n][k] for k in classes), fooled=fooled[n]))
+
+    def on_validation_epoch_start(self) -> None:
+        self._examples_seen = 0
+        self._images = []
+
+    def image_records(self) -> tuple[ImageRecord, ...]:
+        """Every rank's per-image records (a collective under DDP), in a rank-independent order."""
+        records = list(self._images)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(gathered, records)
+            records = [record for part in gathered for record in part]
+        targets = {name: i for i, name in enumerate(self.target_names)}
+        conditions = {name: i for i, name in enumerate(self.conditions)}
+        return tuple(sorted(records, key=lambda r: (r.image, targets[r.target], conditions[r.condition])))
+
+    def compute_scores(self) -> dict[tuple[str, str], tuple[Scores, float | None]]:
+        """(target, condition) -> (scores, success rate or None for clean); synced over all ranks."""
+        out = {}
+        for target in self.target_names:
+            for condition in self.conditions:
+                key = _metric_key(target, condition)
+                success = None if condition == CLEAN else self.success[key].compute()
+                out[(target, condition)] = (self.scores[key].compute(), success)
+        return out

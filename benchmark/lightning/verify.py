@@ -1,0 +1,109 @@
+"""``benchmark verify ENTRY``: re-run a leaderboard entry on its first K images and compare.
+
+1. The entry must match its file name's content hash and its metrics must follow exactly from its
+   per-image records (:func:`benchmark.results.audit.check_consistency`): an edited number is caught
+   without running anything.
+2. Every model's local checkpoint must have the sha256 the entry records; otherwise verification is
+   refused (different weights give different numbers).
+3. The entry's dataset, models, attack (every recorded setting) and seed are run again on the first K
+   images, and the per-image pixel counts are compared with the recorded ones. ``tolerance`` is the
+   largest allowed count difference as a fraction of an image's valid pixels: 0 demands identical
+   counts, which a CPU re-run with the original batch size gives; the default 0.01 absorbs the last-bit
+   differences that another batch size or a GPU can cause at near-tied pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmark.errors import CheckpointError, ResultError
+from benchmark.models.checkpoints import sha256_file
+from benchmark.models.zoo import get_model_entry
+from benchmark.results import CLEAN, read_entry, read_result
+from benchmark.results.audit import check_consistency, compare_images
+from benchmark.results.io import load_json
+from benchmark.results.tracks import short_hash
+
+#: Where ``verify`` looks for each dataset unless ``data_root`` is given (the shipped configs' roots).
+DEFAULT_ROOTS = {
+    "synthetic-voc": "data/generated/synthetic-voc",
+    "synthetic-cityscapes": "data/generated/synthetic-cityscapes",
+    "voc2012": "data/VOCdevkit/VOC2012",
+    "cityscapes": "data/cityscapes",
+    "ade20k": "data/ade/ADEChallengeData2016",
+}
+
+
+@dataclass(frozen=True)
+class Verification:
+    entry: str
+    images: int
+    problems: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def check_entry_file(path: Path):
+    """Read an entry, refusing one whose content no longer matches its name or its own records."""
+    entry = read_entry(path)
+    stored = short_hash(load_json(path))
+    if not path.name.endswith(f"-{stored}.json"):
+        raise ResultError(f"{path}: content hash {stored} does not match the file name: the entry was edited")
+    check_consistency(entry.metrics, entry.images, len(entry.dataset.class_names), str(path))
+    return entry
+
+
+def check_checkpoints(entry) -> None:
+    for model in entry.models:
+        local = get_model_entry(model.name).checkpoint_path
+        if not local.is_file():
+            raise CheckpointError(f"cannot verify: checkpoint of {model.name!r} not found at {local}")
+        digest = sha256_file(local)
+        if digest != model.checkpoint_sha256:
+            raise CheckpointError(f"refusing to verify: {local} has sha256 {digest}, the entry records "
+                                  f"{model.checkpoint_sha256}")
+
+
+def rerun_arguments(entry, images: int, data_root: str, out_dir: Path, batch_size: int) -> list[str]:
+    """``benchmark run`` arguments that repeat ``entry`` on its first ``images`` images."""
+    settings = dict(entry.attack.settings)
+    attack = {"name": settings.pop("attack", entry.attack.name), "label": entry.attack.name, **settings}
+    sources = list(entry.source.models)
+    targets = [m.name for m in entry.models if "target" in m.roles]
+    return [
+        "--data.dataset", entry.dataset.name, "--data.root", data_root, "--data.split", entry.dataset.split,
+        "--data.limit", str(images), "--data.batch_size", str(batch_size),
+        "--model.source", json.dumps(sources), "--model.targets", json.dumps(targets),
+        "--attack.attacks", json.dumps([attack]), "--attack.eps", repr(settings["eps"]),
+        "--attack.steps", "null", "--attack.alpha", "null", "--attack.seed", str(entry.seed),
+        "--attack.ensemble", str(settings.get("ensemble", "logits")),
+        "--results.out_dir", str(out_dir), "--results.quiet", "true", "--logger", "none",
+        "--progress.refresh_rate", "0",
+    ]
+
+
+def verify(path: str | Path, images: int = 8, data_root: str | None = None, tolerance: float = 0.01,
+           batch_size: int = 1) -> Verification:
+    """Verify the entry at ``path`` on its first ``images`` images (see the module docstring)."""
+    from benchmark.lightning.cli import run_cli
+
+    path = Path(path)
+    entry = check_entry_file(path)
+    check_checkpoints(entry)
+    images = min(images, entry.dataset.num_images)
+    root = data_root or DEFAULT_ROOTS.get(entry.dataset.name)
+    if root is None:
+        raise ResultError(f"no default data root for dataset {entry.dataset.name!r}; pass --data-root")
+    with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
+        status = run_cli(rerun_arguments(entry, images, root, Path(tmp), batch_size))
+        if status != 0:
+            raise ResultError(f"the re-run of {path} failed (exit status {status})")
+        rerun = read_result(Path(tmp) / "results.json")
+    conditions = (CLEAN, entry.attack.name)
+    fresh = [r for r in rerun.images if r.condition in conditions]
+    return Verification(str(path), images, tuple(compare_images(entry.images, fresh, tolerance)))
