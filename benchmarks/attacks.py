@@ -26,16 +26,9 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from benchmark.attacks import ATTACKS, build_attack  # noqa: E402
+from benchmark.attacks.registry import LISTED_COMBINATIONS  # noqa: E402
 
-COMBINATIONS = [
-    "transegpgd+mi",
-    "transegpgd+ni",
-    "transegpgd+di",
-    "transegpgd+ti",
-    "transegpgd+mi+di+ti",
-    "segpgd+mi",
-    "pgd+mi+di+ti",
-]
+COMBINATIONS = list(LISTED_COMBINATIONS)
 
 
 class SmallSegNet(nn.Module):

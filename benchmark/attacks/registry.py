@@ -119,6 +119,9 @@ _register(_MODIFIERS, "ti", ModifierEntry(TISettings, TranslationInvariant, "gra
 ATTACKS: Mapping[str, AttackEntry] = MappingProxyType(_ATTACKS)
 MODIFIERS: Mapping[str, ModifierEntry] = MappingProxyType(_MODIFIERS)
 MODIFIER_ORDER = ("mi", "ni", "di", "ti")
+#: The combinations attacks.md lists (plus NI), which tests and the speed benchmark run besides ATTACKS.
+LISTED_COMBINATIONS = ("transegpgd+mi", "transegpgd+ni", "transegpgd+di", "transegpgd+ti", "transegpgd+mi+di+ti",
+                       "segpgd+mi", "pgd+mi+di+ti")
 
 
 class Attack:

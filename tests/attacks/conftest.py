@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from benchmark.attacks import ATTACKS
+from benchmark.attacks.registry import LISTED_COMBINATIONS
 
 
 @pytest.fixture(autouse=True)
@@ -28,15 +29,7 @@ def _cpu_numerics():
         torch.set_num_threads(threads)
 
 
-COMBINATIONS = [
-    "transegpgd+mi",
-    "transegpgd+ni",
-    "transegpgd+di",
-    "transegpgd+ti",
-    "transegpgd+mi+di+ti",
-    "segpgd+mi",
-    "pgd+mi+di+ti",
-]
+COMBINATIONS = list(LISTED_COMBINATIONS)
 ALL_NAMES = list(ATTACKS) + COMBINATIONS
 SPATIAL = ("di", "ti")
 
