@@ -25,7 +25,7 @@ def scalars(result: RunResult) -> dict[str, float]:
     return out
 
 
-def log_run(loggers: list[Logger], result: RunResult, examples: list[dict], heatmap: Path, palette) -> None:
+def log_run(loggers: list[Logger], result: RunResult, examples: list[dict], heatmap: Path) -> None:
     for logger in loggers:
         logger.log_metrics(scalars(result), step=0)
         if isinstance(logger, WandbLogger):

@@ -9,6 +9,7 @@ import lightning.pytorch as pl
 
 from benchmark.errors import ResultError
 from benchmark.lightning.attack_callback import AttackCallback
+from benchmark.lightning.logging import log_run
 from benchmark.lightning.module import CLEAN
 from benchmark.results import (AttackInfo, DatasetInfo, MetricRecord, ModelInfo, RunResult, SourceInfo, Timings,
                                Versions, results_heatmap, results_markdown, write_result)
@@ -65,10 +66,7 @@ class ResultsWriter(pl.Callback):
         table = results_markdown(result)
         (self.out_dir / "results.md").write_text(table)
         results_heatmap(result, self.out_dir / "heatmap.png")
-        from benchmark.lightning.logging import log_run
-
-        log_run(trainer.loggers, result, self._examples, self.out_dir / "heatmap.png",
-                trainer.datamodule.info.palette)
+        log_run(trainer.loggers, result, self._examples, self.out_dir / "heatmap.png")
         if not self.quiet:
             print("\n" + table)
             print(f"results: {self.out_dir / 'results.json'}, {self.out_dir / 'results.md'}, "
@@ -87,7 +85,7 @@ class ResultsWriter(pl.Callback):
                               split_size=data.split_size, image_limit=data.limit, input_policy=data.input_policy,
                               class_names=tuple(data.info.classes), ignore_index=data.ignore_index)
         models = []
-        for name in dict.fromkeys([*module.source_names, *module.target_names]):
+        for name in dict.fromkeys([*module.target_names, *module.source_names]):
             info = module.model_info(name)
             roles = tuple(r for r, names in (("source", module.source_names), ("target", module.target_names))
                           if name in names)

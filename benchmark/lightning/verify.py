@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,11 +100,18 @@ def verify(path: str | Path, images: int = 8, data_root: str | None = None, tole
     root = data_root or DEFAULT_ROOTS.get(entry.dataset.name)
     if root is None:
         raise ResultError(f"no default data root for dataset {entry.dataset.name!r}; pass --data-root")
-    with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
-        status = run_cli(rerun_arguments(entry, images, root, Path(tmp), batch_size))
-        if status != 0:
-            raise ResultError(f"the re-run of {path} failed (exit status {status})")
-        rerun = read_result(Path(tmp) / "results.json")
+    lightning_log = logging.getLogger("lightning.pytorch")
+    level = lightning_log.level
+    lightning_log.setLevel(logging.WARNING)  # the re-run's device banners are noise here
+    try:
+        with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
+            status = run_cli(rerun_arguments(entry, images, root, Path(tmp), batch_size))
+            if status == 0:
+                rerun = read_result(Path(tmp) / "results.json")
+    finally:
+        lightning_log.setLevel(level)
+    if status != 0:
+        raise ResultError(f"the re-run of {path} failed (exit status {status})")
     conditions = (CLEAN, entry.attack.name)
     fresh = [r for r in rerun.images if r.condition in conditions]
     return Verification(str(path), images, tuple(compare_images(entry.images, fresh, tolerance)))

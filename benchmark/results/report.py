@@ -8,6 +8,7 @@ results are the black-box columns (pitfalls §14).
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -69,7 +70,9 @@ def heatmap_png(path: str | os.PathLike[str], values: Sequence[Sequence[float | 
                         color="white" if grid[i, j] < 50 else "black")
     ax.set_xticks(range(len(cols)), labels=list(cols), rotation=30, ha="right", fontsize=8)
     ax.set_yticks(range(len(rows)), labels=list(rows), fontsize=8)
-    ax.set_title(title, fontsize=9)
+    # titles name dataset, track and source: wrap them to the figure width instead of clipping
+    width_chars = int(fig.get_figwidth() * 100 / 7.5)
+    ax.set_title(textwrap.fill(title, width=max(width_chars, 30)), fontsize=9)
     fig.colorbar(image, ax=ax, label="adversarial mIoU (%)")
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
