@@ -30,6 +30,20 @@ def image_generators(seed: int, attack: str, names: list[str], device: torch.dev
     return generators
 
 
+def attack_labels(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Labels at the images' resolution for the attack's loss.
+
+    With ``data.resize: mmseg`` the images are resized for the models while the labels keep their
+    original size (metrics are computed there, from logits resized back). The attack works in the
+    models' input geometry (so DI and TI act on what the model sees), with the labels resized by nearest
+    neighbour -- the only way labels are ever resized. Identity when the sizes agree.
+    """
+    if labels.shape[-2:] == images.shape[-2:]:
+        return labels
+    resized = torch.nn.functional.interpolate(labels[:, None].float(), size=images.shape[-2:], mode="nearest")
+    return resized[:, 0].long()
+
+
 class AttackCallback(pl.Callback):
     """Craft adversarial images on the source model and put them in ``batch["adv"]``.
 
@@ -97,7 +111,7 @@ class AttackCallback(pl.Callback):
         models = source if isinstance(source, list) else [source]
         if any(model.training for model in models):
             raise RuntimeError("the source model must be in eval mode during the attack")
-        images, labels = batch["image"], batch["label"]
+        images, labels = batch["image"], attack_labels(batch["image"], batch["label"])
         adversarial = {}
         progress = getattr(trainer, "progress_bar_callback", None)
         for name, attack in self.attacks.items():

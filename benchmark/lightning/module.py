@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import lightning.pytorch as pl
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from benchmark.errors import ConfigError
@@ -13,6 +14,24 @@ from benchmark.models import build_zoo_model, get_model_entry
 from benchmark.results import ImageRecord
 
 CLEAN = "clean"
+
+
+def at_label_size(model: nn.Module, size: tuple[int, int]):
+    """``model`` whose logits are resized (bilinear) to the label ``size`` when they differ.
+
+    With ``data.resize: mmseg`` the image is resized for the model while the label keeps its original
+    resolution; like mmseg's evaluation, the logits are brought back to the label size before the
+    argmax, and the attack differentiates through the same resize. Identity when the sizes agree.
+    """
+    size = tuple(size)
+
+    def forward(images: torch.Tensor) -> torch.Tensor:
+        logits = model(images)
+        if tuple(logits.shape[-2:]) != size:
+            logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        return logits
+
+    return forward
 
 
 def _metric_key(target: str, condition: str) -> str:
@@ -92,7 +111,7 @@ class TransferModule(pl.LightningModule):
         examples = {}
         with torch.no_grad():
             for target in self.target_names:
-                net = self.nets[target]
+                net = at_label_size(self.nets[target], labels.shape[-2:])
                 clean_pred = net(inputs[CLEAN]).argmax(1)
                 self.scores[_metric_key(target, CLEAN)].update(clean_pred, labels)
                 self._record_images(batch["name"], target, CLEAN, clean_pred, labels, None)

@@ -70,3 +70,46 @@ def test_every_shipped_config_instantiates(config):
     checked = check_config(["--config", str(REPO_ROOT / config)])
     assert checked.attack.names and checked.models
     assert Path(checked.config.results.out_dir).parts[0] == "runs"
+
+
+def test_logits_are_brought_to_the_label_size_differentiably():
+    from benchmark.lightning.module import at_label_size
+
+    model = torch.nn.Conv2d(3, 4, 1)
+    images = torch.rand(2, 3, 10, 14, requires_grad=True)
+    same = at_label_size(model, (10, 14))(images)
+    assert torch.equal(same, model(images))
+    resized = at_label_size(model, (20, 28))(images)
+    assert resized.shape == (2, 4, 20, 28)
+    (grad,) = torch.autograd.grad(resized.sum(), images)
+    assert grad.abs().sum() > 0
+
+
+def test_attack_callback_handles_images_resized_away_from_their_labels():
+    """resize=mmseg: images at the model's scale, labels at the original size."""
+    class Source(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Conv2d(3, 3, 1)
+
+        @property
+        def source(self):
+            return self.net
+
+    module = Source().eval()
+    callback = AttackCallback(["pgd"], steps=2)
+    batch = {"image": torch.rand(1, 3, 16, 24), "label": torch.randint(0, 3, (1, 8, 12)), "name": ["a"]}
+    callback.on_validation_batch_start(pl.Trainer(logger=False, enable_progress_bar=False), module, batch, 0)
+    adv = batch["adv"]["pgd"]
+    assert adv.shape == batch["image"].shape and batch["label"].shape == (1, 8, 12)
+    assert (adv - batch["image"]).abs().max() <= 8 / 255 + 1e-6 and not torch.equal(adv, batch["image"])
+
+
+def test_attack_labels_follow_the_image_size_by_nearest_neighbour():
+    from benchmark.lightning.attack_callback import attack_labels
+
+    labels = torch.tensor([[[0, 1], [255, 2]]])
+    up = attack_labels(torch.zeros(1, 3, 4, 4), labels)
+    assert up.dtype == torch.int64 and up.shape == (1, 4, 4)
+    assert torch.equal(up[0], labels[0].repeat_interleave(2, 0).repeat_interleave(2, 1))
+    assert attack_labels(torch.zeros(1, 3, 2, 2), labels) is labels
