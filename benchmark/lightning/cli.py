@@ -80,6 +80,7 @@ class BenchmarkCLI(LightningCLI):
         parser.link_arguments("attack", "model.conditions", compute_fn=_attack_names, apply_on="instantiate")
 
     def instantiate_trainer(self, **kwargs):
+        self.datamodule.check_files()  # before the Trainer: data problems are the only output
         kwargs["logger"] = self._logger()
         return super().instantiate_trainer(**kwargs)
 

@@ -72,6 +72,16 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.info = DATASETS[dataset]
         self._dataset = None
 
+    def check_files(self) -> None:
+        """List and pair the split's files now (unless the generator will write them), so a bad root,
+        split or pairing fails before the Trainer starts."""
+        if not self._generated_later:
+            _ = self.dataset
+
+    @property
+    def _generated_later(self) -> bool:
+        return self.generate_if_missing and self.dataset_name.startswith("synthetic-") and not self.root.exists()
+
     @property
     def num_classes(self) -> int:
         return len(self.info.classes)
@@ -93,7 +103,7 @@ class SegmentationDataModule(pl.LightningDataModule):
         return f"resize={self.resize}; labels at original resolution; model inference per zoo entry"
 
     def prepare_data(self) -> None:
-        if self.generate_if_missing and self.dataset_name.startswith("synthetic-") and not self.root.exists():
+        if self._generated_later:
             from benchmark.data.synthetic import generate
 
             generate(self.root, layout=self.info.layout)

@@ -113,6 +113,7 @@ def test_two_process_ddp_equals_one_process(single_run, data_root, tmp_path):
     (["--model.targets", "[no-such-model]"], "'no-such-model'"),
     (["--data.dataset", "no-such-data"], "'no-such-data'"),
     (["--attack.attacks", "[{name: segpgd, lambda_offset: 3}]"], "lambda_offset"),
+    (["--data.dataset", "voc2012", "--data.root", "/nonexistent/VOC2012"], "/nonexistent/VOC2012"),
 ])
 def test_bad_input_is_one_line_and_exit_2_before_any_work(override, culprit, tmp_path, data_root):
     result = _run(_common(data_root, tmp_path / "run", *override), tmp_path, timeout=300)
