@@ -113,7 +113,7 @@ def _verify(argv: list[str]) -> int:
     parser.add_argument("--data-root", default=None, help="dataset folder (default: the shipped configs' root)")
     parser.add_argument("--tolerance", type=float, default=0.01,
                         help="allowed count difference per image, fraction of its valid pixels (0: exact)")
-    parser.add_argument("--batch-size", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the batch size the entry records")
     args = parser.parse_args(argv)
     from benchmark.lightning.verify import verify
 

@@ -83,7 +83,8 @@ class ResultsWriter(pl.Callback):
                               "refusing to write an incomplete result")
         dataset = DatasetInfo(name=data.dataset_name, split=data.split, num_images=num_images,
                               split_size=data.split_size, image_limit=data.limit, input_policy=data.input_policy,
-                              class_names=tuple(data.info.classes), ignore_index=data.ignore_index)
+                              class_names=tuple(data.info.classes), ignore_index=data.ignore_index,
+                              batch_size=data.batch_size)
         models = []
         for name in dict.fromkeys([*module.target_names, *module.source_names]):
             info = module.model_info(name)

@@ -6,10 +6,11 @@
 2. Every model's local checkpoint must have the sha256 the entry records; otherwise verification is
    refused (different weights give different numbers).
 3. The entry's dataset, models, attack (every recorded setting) and seed are run again on the first K
-   images, and the per-image pixel counts are compared with the recorded ones. ``tolerance`` is the
-   largest allowed count difference as a fraction of an image's valid pixels: 0 demands identical
-   counts, which a CPU re-run with the original batch size gives; the default 0.01 absorbs the last-bit
-   differences that another batch size or a GPU can cause at near-tied pixels.
+   images, with the run's recorded batch size, and the per-image pixel counts are compared with the
+   recorded ones. ``tolerance`` is the largest allowed count difference as a fraction of an image's
+   valid pixels: 0 demands identical counts, which a CPU re-run gives when the re-run batches hold the
+   same images as the original ones (K a multiple of the batch size); the default 0.01 absorbs the
+   last-bit differences that other batches or a GPU can cause at near-tied pixels.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def rerun_arguments(entry, images: int, data_root: str, out_dir: Path, batch_siz
 
 
 def verify(path: str | Path, images: int = 8, data_root: str | None = None, tolerance: float = 0.01,
-           batch_size: int = 1) -> Verification:
+           batch_size: int | None = None) -> Verification:
     """Verify the entry at ``path`` on its first ``images`` images (see the module docstring)."""
     from benchmark.lightning.cli import run_cli
 
@@ -105,7 +106,7 @@ def verify(path: str | Path, images: int = 8, data_root: str | None = None, tole
     lightning_log.setLevel(logging.WARNING)  # the re-run's device banners are noise here
     try:
         with tempfile.TemporaryDirectory(prefix="verify-") as tmp:
-            status = run_cli(rerun_arguments(entry, images, root, Path(tmp), batch_size))
+            status = run_cli(rerun_arguments(entry, images, root, Path(tmp), batch_size or entry.dataset.batch_size))
             if status == 0:
                 rerun = read_result(Path(tmp) / "results.json")
     finally:

@@ -49,7 +49,9 @@ def _fraction(value: float | None, name: str) -> None:
 class DatasetInfo:
     """The evaluated data. ``num_images`` were evaluated out of ``split_size`` in the full split;
     ``image_limit`` is the run's cap on images (None: whole split). ``input_policy`` describes resizing
-    and cropping (pitfalls §13); ``class_names`` fixes the order of per-class IoU."""
+    and cropping (pitfalls §13); ``class_names`` fixes the order of per-class IoU. ``batch_size`` is
+    the images per batch of the run: results do not depend on it beyond last-bit floating-point
+    differences at near-tied pixels, and ``benchmark verify`` reuses it to repeat a run exactly."""
 
     name: str
     split: str
@@ -59,8 +61,10 @@ class DatasetInfo:
     input_policy: str
     class_names: tuple[str, ...]
     ignore_index: int
+    batch_size: int
 
     def __post_init__(self) -> None:
+        _check(self.batch_size >= 1, f"dataset.batch_size must be >= 1, got {self.batch_size}")
         _check(0 <= self.num_images <= self.split_size,
                f"dataset.num_images {self.num_images} must be in [0, split_size={self.split_size}]")
         _check(self.image_limit is None or self.image_limit >= 1,

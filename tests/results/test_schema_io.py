@@ -26,7 +26,7 @@ from benchmark.results.tracks import settings_hash
 KEY_PATHS = [
     "schema_version", "dataset", "dataset.name", "dataset.split", "dataset.num_images",
     "dataset.split_size", "dataset.image_limit", "dataset.input_policy", "dataset.class_names",
-    "dataset.ignore_index", "models", "models[0].name", "models[0].roles", "models[0].config",
+    "dataset.ignore_index", "dataset.batch_size", "models", "models[0].name", "models[0].roles", "models[0].config",
     "models[0].checkpoint_sha256", "models[0].inference_mode", "source", "source.models",
     "source.ensemble", "attacks", "attacks[0].name", "attacks[0].settings", "attacks[0].settings_hash",
     "attacks[0].track", "attacks[0].track.name", "attacks[0].track.norm", "attacks[0].track.eps",
