@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -68,6 +69,12 @@ def test_cli_run_writes_results_table_heatmap_and_wandb_files(single_run):
     assert str(out_dir / "results.json") in process.stdout
     wandb_files = list((out_dir / "wandb").rglob("*.wandb"))
     assert wandb_files, "no offline W&B run was written"
+    media = wandb_files[0].parent / "files" / "media"
+    tables = {re.sub(r"_\d+_[0-9a-f]+\.table\.json$", "", p.relative_to(media / "table").as_posix())
+              for p in (media / "table").rglob("*.table.json")}
+    assert tables == {"results/miou_percent", *(f"per_class_iou/{t}" for t in TARGETS)}
+    assert list((media / "images" / "results").glob("heatmap*.png"))
+    assert list((media / "images").glob("examples*.png")) and list((media / "images" / "mask").glob("*.png"))
     # the audit trail: per-image records for every image x target x condition
     assert len(result.images) == 3 * len(TARGETS) * (1 + len(ATTACKS))
 
