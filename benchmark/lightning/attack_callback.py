@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from typing import Any
 
 import lightning.pytorch as pl
@@ -44,6 +45,21 @@ def attack_labels(images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return resized[:, 0].long()
 
 
+def quantise(images: torch.Tensor, adversarial: torch.Tensor, eps: float) -> torch.Tensor:
+    """The adversarial images as 8-bit files hold them, still inside the budget (pitfalls §15).
+
+    Both images are rounded to 0..255 (``x8 = round(255 x)``), and the rounded adversarial image is
+    projected back in integer space onto ``[x8 - e, x8 + e]`` with ``e = floor(255 eps + 1e-6)``, then
+    onto ``[0, 255]``: truncation or plain rounding could leave the eps-ball by up to one level.
+    Returns ``a8 / 255`` in the input's dtype.
+    """
+    x8 = (images.float() * 255).round()
+    a8 = (adversarial.float() * 255).round()
+    e = math.floor(255 * eps + 1e-6)
+    a8 = torch.max(torch.min(a8, x8 + e), x8 - e).clamp(0, 255)
+    return (a8 / 255).to(adversarial.dtype)
+
+
 class AttackCallback(pl.Callback):
     """Craft adversarial images on the source model and put them in ``batch["adv"]``.
 
@@ -60,11 +76,18 @@ class AttackCallback(pl.Callback):
         seed: run seed for the per-image generators (random start, step sizes, DI draws).
         ensemble: how an ensemble source is combined: "logits" or "loss" (ignored for one source).
         autocast: run the source under torch.autocast with this dtype ("bf16" | "fp16"); None = fp32.
+        adv_format: "float" (default): targets see the attack's float images, as transfer in memory;
+            "png_uint8": targets see them as 8-bit lossless files hold them (see :func:`quantise`),
+            as transfer through saved images. Recorded in results.
     """
 
     def __init__(self, attacks: list[str | dict[str, Any]], eps: float = EIGHT_255, steps: int | None = 20,
-                 alpha: float | None = None, seed: int = 0, ensemble: str = "logits", autocast: str | None = None):
+                 alpha: float | None = None, seed: int = 0, ensemble: str = "logits", autocast: str | None = None,
+                 adv_format: str = "float"):
         super().__init__()
+        if adv_format not in ("float", "png_uint8"):
+            raise ConfigError(f"attack.adv_format must be float or png_uint8, got {adv_format!r}")
+        self.adv_format = adv_format
         if not attacks:
             raise ConfigError("attack.attacks is empty: name at least one attack")
         if autocast not in (None, "bf16", "fp16"):
@@ -120,6 +143,8 @@ class AttackCallback(pl.Callback):
             generators = image_generators(self.seed, name, batch["name"], images.device)
             with torch.enable_grad(), self._autocast(images.device):
                 adversarial[name] = attack(source, images, labels, generator=generators)
+            if self.adv_format == "png_uint8":
+                adversarial[name] = quantise(images, adversarial[name], attack.settings.base.eps)
         batch[ADV_KEY] = adversarial
 
     def _autocast(self, device: torch.device):

@@ -6,9 +6,12 @@ import time
 from pathlib import Path
 
 import lightning.pytorch as pl
+import torch
+from PIL import Image
 
 from benchmark.errors import ResultError
-from benchmark.lightning.attack_callback import AttackCallback
+from benchmark.lightning import ADV_KEY
+from benchmark.lightning.attack_callback import AttackCallback, quantise
 from benchmark.lightning.logging import log_run
 from benchmark.lightning.module import CLEAN
 from benchmark.results import (AttackInfo, DatasetInfo, MetricRecord, ModelInfo, RunResult, SourceInfo, Timings,
@@ -24,12 +27,16 @@ class ResultsWriter(pl.Callback):
         out_dir: the run directory.
         num_logged_images: example images (clean/adversarial predictions as mask overlays) sent to W&B.
         quiet: do not print the table at the end.
+        save_adv: also write every image as a lossless 8-bit PNG, ``adv/clean/<name>.png`` and
+            ``adv/<attack>/<name>.png``, quantised inside the budget (``attack_callback.quantise``);
+            each rank writes its own images.
     """
 
-    def __init__(self, out_dir: str = "runs/default", num_logged_images: int = 4, quiet: bool = False):
+    def __init__(self, out_dir: str = "runs/default", num_logged_images: int = 4, quiet: bool = False,
+                 save_adv: bool = False):
         super().__init__()
         self.out_dir = Path(out_dir)
-        self.num_logged_images, self.quiet = num_logged_images, quiet
+        self.num_logged_images, self.quiet, self.save_adv = num_logged_images, quiet, save_adv
         self.result: RunResult | None = None
         self._start = 0.0
         self._examples: list[dict] = []
@@ -39,6 +46,8 @@ class ResultsWriter(pl.Callback):
         self._examples = []
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if self.save_adv:
+            self._save_pngs(trainer, batch)
         if not trainer.is_global_zero or len(self._examples) >= self.num_logged_images:
             return
         for index in range(min(outputs["num_examples"], self.num_logged_images - len(self._examples))):
@@ -49,6 +58,18 @@ class ResultsWriter(pl.Callback):
                 "adv": {k: v[index].cpu() for k, v in batch["adv"].items()},
                 "preds": {key: pred[index].cpu() for key, pred in outputs["examples"].items()},
             })
+
+    def _save_pngs(self, trainer, batch) -> None:
+        attack_cb = next(cb for cb in trainer.callbacks if isinstance(cb, AttackCallback))
+        images = {CLEAN: batch["image"]}
+        for name, adv in batch[ADV_KEY].items():
+            images[name] = quantise(batch["image"], adv, attack_cb.attacks[name].settings.base.eps)
+        for condition, tensor in images.items():
+            folder = self.out_dir / "adv" / condition
+            folder.mkdir(parents=True, exist_ok=True)
+            pixels = (tensor.float() * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            for name, array in zip(batch["name"], pixels):
+                Image.fromarray(array).save(folder / f"{name}.png", format="PNG")
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         scores = pl_module.compute_scores()  # collectives: every rank takes part
@@ -99,7 +120,7 @@ class ResultsWriter(pl.Callback):
         check_consistency(metrics, images, len(data.info.classes), "<this run>")  # torchmetrics == image records
         return RunResult(schema_version=SCHEMA_VERSION, dataset=dataset, models=tuple(models),
                          source=SourceInfo(models=tuple(module.source_names), ensemble=ensemble),
-                         attacks=attacks, seed=attack_cb.seed, adv_format="float",
+                         attacks=attacks, seed=attack_cb.seed, adv_format=attack_cb.adv_format,
                          versions=Versions.current(mmseg=library_versions()["mmseg"]),
                          timings=Timings(wall_s=round(wall, 3), images_per_s=round(num_images / max(wall, 1e-9), 4)),
                          metrics=metrics, images=images)

@@ -113,3 +113,16 @@ def test_attack_labels_follow_the_image_size_by_nearest_neighbour():
     assert up.dtype == torch.int64 and up.shape == (1, 4, 4)
     assert torch.equal(up[0], labels[0].repeat_interleave(2, 0).repeat_interleave(2, 1))
     assert attack_labels(torch.zeros(1, 3, 2, 2), labels) is labels
+
+
+def test_quantise_keeps_8bit_images_inside_the_budget():
+    from benchmark.lightning.attack_callback import quantise
+
+    g = torch.Generator().manual_seed(0)
+    clean = torch.randint(0, 256, (2, 3, 9, 11), generator=g).float() / 255
+    adv = (clean + (torch.rand(clean.shape, generator=g) * 2 - 1) * (8.6 / 255)).clamp(0, 1)
+    out = quantise(clean, adv, 8 / 255)
+    a8, x8 = (out * 255).round(), (clean * 255).round()
+    assert torch.allclose(out * 255, a8, atol=1e-4)  # exactly representable 8-bit levels
+    assert (a8 - x8).abs().max() <= 8 and a8.min() >= 0 and a8.max() <= 255
+    assert (out - clean).abs().max() <= 8 / 255 + 1e-6

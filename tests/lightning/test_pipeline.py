@@ -162,3 +162,22 @@ def test_model_problems_are_reported_before_any_batch(target, culprit, odd_zoo, 
     assert result.returncode == 2, result.stderr[-2000:]
     assert culprit in result.stderr and result.stderr.count("error:") == 1
     assert "Validation DataLoader" not in result.stderr + result.stdout
+
+
+def test_png_transfer_is_recorded_and_saved_files_stay_in_budget(data_root, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from benchmark.data import build_dataset
+
+    out = tmp_path / "run"
+    result = _run(_common(data_root, out, "--logger", "none", "--attack.attacks", "[pgd]",
+                          "--model.targets", "[default-deeplabv3-r18]", "--attack.adv_format", "png_uint8",
+                          "--results.save_adv", "true"), tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert read_result(out / "results.json").adv_format == "png_uint8"
+    for sample in build_dataset("synthetic-voc", data_root):
+        clean = np.asarray(Image.open(out / "adv" / "clean" / f"{sample['name']}.png")).astype(int)
+        adv = np.asarray(Image.open(out / "adv" / "pgd" / f"{sample['name']}.png")).astype(int)
+        assert np.array_equal(clean, (sample["image"].permute(1, 2, 0).numpy() * 255).round().astype(int))
+        assert np.abs(adv - clean).max() <= 8 and np.abs(adv - clean).max() > 0
