@@ -52,10 +52,14 @@ class TransferModule(pl.LightningModule):
         ignore_index: label value excluded from every metric (linked from the data module).
         mode: inference mode override ("whole" | "slide") for every model; None keeps each config's.
         num_examples: images per rank whose clean/adversarial predictions are returned for logging.
+        checkpoint_windows: slide-mode source models recompute each window in the backward pass
+            instead of keeping every window's activations (same gradients, one extra forward; for
+            large images such as Cityscapes on a GPU with little memory).
     """
 
     def __init__(self, source: list[str], targets: list[str], conditions: list[str] | None = None,
-                 num_classes: int = 0, ignore_index: int = 255, mode: str | None = None, num_examples: int = 4):
+                 num_classes: int = 0, ignore_index: int = 255, mode: str | None = None, num_examples: int = 4,
+                 checkpoint_windows: bool = False):
         super().__init__()
         if not source or not targets:
             raise ConfigError("model.source and model.targets must each name at least one zoo model")
@@ -67,7 +71,7 @@ class TransferModule(pl.LightningModule):
         self.source_names, self.target_names = list(source), list(targets)
         self.conditions = [CLEAN, *(conditions or [])]
         self.num_classes, self.ignore_index, self.mode = num_classes, ignore_index, mode
-        self.num_examples = num_examples
+        self.num_examples, self.checkpoint_windows = num_examples, checkpoint_windows
         self.nets = nn.ModuleDict()
         self.scores = nn.ModuleDict({
             _metric_key(t, c): SegmentationScores(num_classes, ignore_index=ignore_index)
@@ -83,7 +87,8 @@ class TransferModule(pl.LightningModule):
     def setup(self, stage: str) -> None:
         for name in dict.fromkeys([*self.source_names, *self.target_names]):
             if name not in self.nets:
-                net = build_zoo_model(name, device=self.device, mode=self.mode)
+                net = build_zoo_model(name, device=self.device, mode=self.mode,
+                                      checkpoint_windows=self.checkpoint_windows and name in self.source_names)
                 if net.num_classes != self.num_classes:
                     raise ConfigError(f"model {name!r} predicts {net.num_classes} classes but the dataset has "
                                       f"{self.num_classes}")

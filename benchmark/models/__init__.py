@@ -13,7 +13,7 @@ def build_segmentor(*args, **kwargs):
     return _build(*args, **kwargs)
 
 
-def build_zoo_model(name: str, device="cpu", mode=None, strict=True):
+def build_zoo_model(name: str, device="cpu", mode=None, strict=True, checkpoint_windows=False):
     """Build the zoo model ``name`` with its checkpoint, verifying the recorded sha256 first."""
     from benchmark.errors import CheckpointError
 
@@ -23,7 +23,7 @@ def build_zoo_model(name: str, device="cpu", mode=None, strict=True):
         hint = f"; run: benchmark fetch-checkpoint {name}" if entry.url else ""
         raise CheckpointError(f"checkpoint of model {name!r} not found: {path}{hint}")
     return build_segmentor(entry.config_path, checkpoint=path, device=device, mode=mode or entry.mode,
-                           strict=strict, expected_sha256=entry.sha256)
+                           strict=strict, expected_sha256=entry.sha256, checkpoint_windows=checkpoint_windows)
 
 
 __all__ = ["ModelEntry", "build_segmentor", "build_zoo_model", "get_model_entry", "load_zoo"]

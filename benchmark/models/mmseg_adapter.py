@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.utils.checkpoint
 from torch import nn
 
 from benchmark.errors import CheckpointError, ConfigError
@@ -76,7 +77,8 @@ def build_segmentor(config: str | os.PathLike | Mapping, checkpoint: str | os.Pa
                     device: str | torch.device = "cpu", mode: str | None = None,
                     crop_size: tuple[int, int] | None = None, stride: tuple[int, int] | None = None,
                     strict: bool = True, expected_sha256: str | None = None,
-                    cfg_options: Mapping[str, Any] | None = None) -> SegmentationModel:
+                    cfg_options: Mapping[str, Any] | None = None,
+                    checkpoint_windows: bool = False) -> SegmentationModel:
     """Build an mmseg segmentor as a frozen, eval-mode :class:`SegmentationModel`.
 
     Args:
@@ -90,6 +92,10 @@ def build_segmentor(config: str | os.PathLike | Mapping, checkpoint: str | os.Pa
         strict: key mismatches between checkpoint and model are an error (default).
         expected_sha256: if given, the checkpoint's sha256 must equal it (checked before loading).
         cfg_options: dotted config overrides, e.g. ``{"model.backbone.depth": 18}`` (tiny variants).
+        checkpoint_windows: in slide mode, keep no activations of the windows during the forward
+            pass and recompute each window in the backward pass (activation checkpointing per window).
+            Gradients are unchanged; an attack step then needs the memory of one window instead of
+            all of them, for one extra forward pass (pitfalls §20).
     """
     with _quiet_imports():
         from mmengine.config import Config
@@ -106,6 +112,8 @@ def build_segmentor(config: str | os.PathLike | Mapping, checkpoint: str | os.Pa
     model_cfg.pop("data_preprocessor", None)  # normalisation lives in SegmentationModel
 
     segmentor = _build(model_cfg, config)
+    if checkpoint_windows and model_cfg["test_cfg"]["mode"] == "slide":
+        segmentor.encode_decode = _checkpointed(segmentor.encode_decode)
     sha256 = None
     if checkpoint is not None:
         if not Path(checkpoint).is_file():
@@ -122,6 +130,20 @@ def build_segmentor(config: str | os.PathLike | Mapping, checkpoint: str | os.Pa
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     return model.to(device)
+
+
+def _checkpointed(encode_decode):
+    """``encode_decode`` under activation checkpointing, called by mmseg's slide inference per window."""
+
+    def run(inputs: torch.Tensor, batch_img_metas: list[dict]) -> torch.Tensor:
+        if not torch.is_grad_enabled():
+            return encode_decode(inputs, batch_img_metas)
+        # snapshot: slide inference rewrites img_shape before each window, and the recomputation
+        # in the backward pass must see this window's metadata
+        metas = [dict(meta) for meta in batch_img_metas]
+        return torch.utils.checkpoint.checkpoint(encode_decode, inputs, metas, use_reentrant=False)
+
+    return run
 
 
 def mmseg_config_dir() -> Path:

@@ -107,3 +107,25 @@ def test_unknown_config_and_bad_mode_are_config_errors():
 def test_cfg_options_make_tiny_variants():
     model = build_segmentor(tiny_config(), cfg_options={"model.decode_head.num_classes": 3})
     assert model.num_classes == 3 and model(torch.rand(1, 3, 16, 16)).shape[1] == 3
+
+
+def test_window_checkpointing_keeps_outputs_and_input_gradients():
+    plain = build_segmentor(tiny_config(), mode="slide", crop_size=(24, 24), stride=(16, 16))
+    saving = build_segmentor(tiny_config(), mode="slide", crop_size=(24, 24), stride=(16, 16),
+                             checkpoint_windows=True)
+    saving.load_state_dict(plain.state_dict())
+    images = torch.rand(2, 3, 40, 56)
+    grads, head_calls = [], []
+    for model in (plain, saving):
+        calls = []
+        hook = model.segmentor.backbone.register_forward_hook(lambda *args: calls.append(1))
+        x = images.clone().requires_grad_(True)
+        logits = model(x)
+        grads.append(torch.autograd.grad(F.log_softmax(logits, 1)[:, 1].sum(), x)[0])
+        hook.remove()
+        head_calls.append(len(calls))
+        with torch.no_grad():
+            torch.testing.assert_close(model(images), plain(images))
+    torch.testing.assert_close(grads[1], grads[0])
+    assert grads[0].abs().sum() > 0
+    assert head_calls == [6, 12]  # 2 x 3 windows; checkpointing runs each window again in the backward
