@@ -161,6 +161,11 @@ class Attack:
         return f"Attack({self.name!r}, hash={self.settings_hash})"
 
 
+def base_name(name: str) -> str:
+    """The base attack of a (possibly ``+``-joined) name; ConfigError for an invalid name."""
+    return _parse(name)[0]
+
+
 def _parse(name: str) -> tuple[str, list[str]]:
     if not isinstance(name, str) or not name:
         raise ConfigError(f"attack name {name!r}: must be a non-empty string")

@@ -10,6 +10,7 @@ import lightning.pytorch as pl
 import torch
 
 from benchmark.attacks import ATTACKS, Attack, build_attack
+from benchmark.attacks.registry import base_name
 from benchmark.errors import ConfigError
 from benchmark.lightning import ADV_KEY
 
@@ -114,8 +115,7 @@ class AttackCallback(pl.Callback):
     def _track_for(name: str, common: dict[str, Any]) -> dict[str, Any]:
         """The run's eps/steps/alpha minus what the attack fixes: a one-step attack (FGSM) keeps T=1
         and its step equals its budget, whatever the track's T and alpha."""
-        entry = ATTACKS.get(name.split("+")[0].strip())
-        fixed = set(entry.fixed) if entry is not None else set()
+        fixed = set(ATTACKS[base_name(name)].fixed)
         if "steps" in fixed:
             fixed.add("alpha")
         return {key: value for key, value in common.items() if key not in fixed}

@@ -131,7 +131,7 @@ class TransferModule(pl.LightningModule):
         return {"examples": examples, "num_examples": keep}
 
     def _record_images(self, names, target, condition, preds, labels, clean_pred) -> None:
-        """Per-image pixel counts (the audit trail of results.json); one host copy per batch."""
+        """Per-image pixel counts (the audit trail of results.json); one host copy per target and condition."""
         inter, pred, gt = (t.tolist() for t in per_image_counts(preds, labels, self.num_classes, self.ignore_index))
         fooled = [None] * len(names)
         if clean_pred is not None:

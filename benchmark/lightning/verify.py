@@ -24,10 +24,9 @@ from pathlib import Path
 from benchmark.errors import CheckpointError, ResultError
 from benchmark.models.checkpoints import sha256_file
 from benchmark.models.zoo import get_model_entry
-from benchmark.results import CLEAN, read_entry, read_result
+from benchmark.results import CLEAN, read_result
 from benchmark.results.audit import check_consistency, compare_images
-from benchmark.results.io import load_json
-from benchmark.results.tracks import short_hash
+from benchmark.results.entry import read_named_entry
 
 #: Where ``verify`` looks for each dataset unless ``data_root`` is given (the shipped configs' roots).
 DEFAULT_ROOTS = {
@@ -52,10 +51,7 @@ class Verification:
 
 def check_entry_file(path: Path):
     """Read an entry, refusing one whose content no longer matches its name or its own records."""
-    entry = read_entry(path)
-    stored = short_hash(load_json(path))
-    if not path.name.endswith(f"-{stored}.json"):
-        raise ResultError(f"{path}: content hash {stored} does not match the file name: the entry was edited")
+    entry = read_named_entry(path)
     check_consistency(entry.metrics, entry.images, len(entry.dataset.class_names), str(path))
     return entry
 

@@ -131,17 +131,27 @@ def read_entry(path: str | os.PathLike[str]) -> LeaderboardEntry:
     return read_record(path, LeaderboardEntry, ENTRY_SCHEMA_VERSION, ENTRY_MIGRATIONS)
 
 
+def read_named_entry(path: str | os.PathLike[str]) -> LeaderboardEntry:
+    """:func:`read_entry`, refusing a file whose name does not carry the hash of its content as
+    stored (an entry edited after submission)."""
+    path = Path(path)
+    raw = load_json(path)
+    stored_hash = short_hash(raw)  # hash of the file as stored, before any migration
+    entry = codec.decode(LeaderboardEntry, migrate(raw, ENTRY_SCHEMA_VERSION, ENTRY_MIGRATIONS, str(path)), str(path))
+    if path.name != f"{entry.attack.name}-{stored_hash}.json":
+        raise ResultError(f"{path}: content does not match its location (its content hash is {stored_hash}): "
+                          "the entry was edited (entries are never edited by hand)")
+    return entry
+
+
 def load_entries(root: str | os.PathLike[str]) -> tuple[LeaderboardEntry, ...]:
     """Every entry under ``<root>/entries``, checking that each sits where its content says (a file
     edited by hand or moved no longer matches its hash and is refused)."""
     base = Path(root) / "entries"
     entries = []
     for path in sorted(base.rglob("*.json")) if base.is_dir() else []:
-        raw = load_json(path)
-        stored_hash = short_hash(raw)  # hash of the file as stored, before any migration
-        entry = codec.decode(LeaderboardEntry,
-                             migrate(raw, ENTRY_SCHEMA_VERSION, ENTRY_MIGRATIONS, str(path)), str(path))
-        expected = entry.relative_path.with_name(f"{entry.attack.name}-{stored_hash}.json")
+        entry = read_named_entry(path)
+        expected = entry.relative_path.with_name(path.name)
         if path.relative_to(base) != expected:
             raise ResultError(f"{path}: content does not match its location; expected "
                               f"entries/{expected} (entries are never edited by hand)")
