@@ -61,8 +61,39 @@ def _fetch(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     from benchmark.models.fetch import fetch_checkpoint
 
-    path, digest = fetch_checkpoint(args.name)
+    path, digest = fetch_checkpoint(args.name, progress=_progress_printer(args.name))
     print(f"stored {path} (sha256 {digest})")
+    return 0
+
+
+def _progress_printer(label: str):
+    """Download progress on stderr: one rewritten line on a terminal, a line per 10 % otherwise."""
+    tty = sys.stderr.isatty()
+    state = {"shown": -1}
+
+    def show(done: int, total: int | None) -> None:
+        percent = int(100 * done / total) if total else None
+        step = percent // 10 if percent is not None else done >> 26  # every 10 %, or every 64 MiB
+        if not tty and step == state["shown"]:
+            return
+        state["shown"] = step
+        size = f"{done / 1e6:.1f}" + (f" / {total / 1e6:.1f} MB ({percent}%)" if total else " MB")
+        end = "" if tty and done != total else "\n"
+        print(f"\r{label}: {size}" if tty else f"{label}: {size}", end=end, file=sys.stderr, flush=True)
+
+    return show
+
+
+@command("convert-checkpoint", "rewrite a checkpoint's weights as .safetensors, its metadata as JSON beside it")
+def _convert(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="benchmark convert-checkpoint", description=COMMANDS["convert-checkpoint"][0])
+    parser.add_argument("source", help="checkpoint file (.pth of mmengine / mmcv / a bare or DDP state dict)")
+    parser.add_argument("target", help="OUT.safetensors (the metadata goes to OUT.json)")
+    args = parser.parse_args(argv)
+    from benchmark.models.convert import convert_checkpoint
+
+    target, json_path, count = convert_checkpoint(args.source, args.target)
+    print(f"wrote {target} ({count} tensors) and {json_path}")
     return 0
 
 

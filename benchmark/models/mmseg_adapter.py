@@ -20,7 +20,7 @@ import torch.utils.checkpoint
 from torch import nn
 
 from benchmark.errors import CheckpointError, ConfigError
-from benchmark.models.checkpoints import load_weights, sha256_file
+from benchmark.models.checkpoints import LoadReport, load_weights, sha256_file
 
 MODES = ("whole", "slide")
 
@@ -38,11 +38,13 @@ class SegmentationModel(nn.Module):
         class_names: K class names.
         config_name: the config the model was built from.
         checkpoint_sha256: sha256 of the loaded checkpoint file, or None for random weights.
+        checkpoint_report: how the checkpoint's tensors loaded (:class:`LoadReport`), or None.
         mode: "whole" or "slide".
     """
 
     def __init__(self, segmentor: nn.Module, mean: torch.Tensor, std: torch.Tensor,
-                 class_names: tuple[str, ...], config_name: str, checkpoint_sha256: str | None):
+                 class_names: tuple[str, ...], config_name: str, checkpoint_sha256: str | None,
+                 checkpoint_report: LoadReport | None = None):
         super().__init__()
         self.segmentor = segmentor
         # Buffers on the [0, 1] scale: mmseg's 0-255 mean/std divided by 255.
@@ -52,6 +54,7 @@ class SegmentationModel(nn.Module):
         self.class_names = class_names
         self.config_name = config_name
         self.checkpoint_sha256 = checkpoint_sha256
+        self.checkpoint_report = checkpoint_report
 
     @property
     def mode(self) -> str:
@@ -85,11 +88,14 @@ def build_segmentor(config: str | os.PathLike | Mapping, checkpoint: str | os.Pa
         config: a config file path, a config name shipped inside mmseg (e.g.
             ``"pspnet/pspnet_r50-d8_4xb4-20k_voc12aug-512x512.py"`` or just its file name), or a
             config mapping with a ``model`` key.
-        checkpoint: optional checkpoint file (mmengine format or bare state dict), loaded weights-only.
+        checkpoint: optional checkpoint file: any format :func:`benchmark.models.checkpoints.read_checkpoint`
+            reads (mmengine / mmcv checkpoints, bare state dicts, ``.safetensors``), read without
+            running code from it; a ``module.`` (DDP) key prefix is stripped.
         device: where the model lives; never guessed.
         mode: "whole" or "slide"; None keeps the config's ``test_cfg`` mode.
         crop_size, stride: (h, w) in pixels for slide inference; None keeps the config's values.
-        strict: key mismatches between checkpoint and model are an error (default).
+        strict: key mismatches between checkpoint and model are an error (default); False loads the
+            overlap and warns with the counts, and still refuses a file matching under half the tensors.
         expected_sha256: if given, the checkpoint's sha256 must equal it (checked before loading).
         cfg_options: dotted config overrides, e.g. ``{"model.backbone.depth": 18}`` (tiny variants).
         checkpoint_windows: in slide mode, keep no activations of the windows during the forward
@@ -114,7 +120,7 @@ def build_segmentor(config: str | os.PathLike | Mapping, checkpoint: str | os.Pa
     segmentor = _build(model_cfg, config)
     if checkpoint_windows and model_cfg["test_cfg"]["mode"] == "slide":
         segmentor.encode_decode = _checkpointed(segmentor.encode_decode)
-    sha256 = None
+    sha256, report = None, None
     if checkpoint is not None:
         if not Path(checkpoint).is_file():
             raise CheckpointError(f"checkpoint not found: {checkpoint}")
@@ -123,9 +129,9 @@ def build_segmentor(config: str | os.PathLike | Mapping, checkpoint: str | os.Pa
             raise CheckpointError(
                 f"checksum mismatch for {checkpoint}: expected {expected_sha256}, file has {sha256}"
             )
-        load_weights(segmentor, checkpoint, strict=strict)
+        report = load_weights(segmentor, checkpoint, strict=strict)
     model = SegmentationModel(segmentor, mean, std, _class_names(cfg, segmentor), _config_name(config),
-                              sha256)
+                              sha256, report)
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
