@@ -37,9 +37,29 @@ def _run(argv: list[str]) -> int:
 def _models(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="benchmark models", description=COMMANDS["models"][0])
     parser.add_argument("--dataset", help="only models trained on this dataset")
+    parser.add_argument("--check", action="store_true",
+                        help="compare the official entries with mmseg's metafiles; exit 1 on any difference")
+    parser.add_argument("--from-metafile", metavar="CONFIG", dest="config",
+                        help="print a zoo entry for an mmseg config (e.g. pspnet/pspnet_r50-d8_4xb4-160k_ade20k-512x512.py)")
     args = parser.parse_args(argv)
     from benchmark.models.zoo import load_zoo
 
+    if args.check or args.config:
+        from benchmark.models import metafiles
+
+        if args.config:
+            import yaml
+
+            name = args.config.rsplit("/", 1)[-1].removesuffix(".py")
+            print(yaml.safe_dump({name: metafiles.entry_from_metafile(args.config)}, sort_keys=False,
+                                 default_flow_style=None), end="")
+            return 0
+        problems = metafiles.zoo_drift(load_zoo().values())
+        for problem in problems:
+            print(problem)
+        official = sum(1 for entry in load_zoo().values() if entry.url)
+        print(f"{official} official entries checked against mmseg's metafiles: {len(problems)} differences")
+        return 1 if problems else 0
     rows = [("name", "dataset", "published mIoU", "checkpoint", "config")]
     for entry in load_zoo().values():
         if args.dataset and entry.dataset != args.dataset:

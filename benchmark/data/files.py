@@ -86,10 +86,10 @@ def check_same_size(image: torch.Tensor, label: np.ndarray, image_path: Path, la
 
 
 def mmseg_rescale_size(width: int, height: int, scale: tuple[int, int]) -> tuple[int, int]:
-    """Output (width, height) of mmseg's ``Resize(scale, keep_ratio=True)``.
+    """Output (width, height) of mmseg's ``Resize(scale, keep_ratio=True)`` (``mmcv.rescale_size``).
 
     The factor is min(long / long_edge, short / short_edge) with ``scale = (long, short)``, so the
-    image fits inside the scale in both orientations; sizes round half up (mmcv ``rescale_size``).
+    image fits inside the scale in both orientations; each side is ``int(side * factor + 0.5)``.
     """
     long_scale, short_scale = max(scale), min(scale)
     factor = min(long_scale / max(width, height), short_scale / min(width, height))
@@ -97,14 +97,21 @@ def mmseg_rescale_size(width: int, height: int, scale: tuple[int, int]) -> tuple
 
 
 def resize_image(image: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """Bilinear resize (no antialiasing, like OpenCV's INTER_LINEAR in mmcv), re-quantised to 8 bits.
+    """mmseg's test-time image resize, value for value: OpenCV ``INTER_LINEAR`` on the 8-bit image.
 
-    mmseg resizes the uint8 image, so the result is put back on the 1/255 grid; the values stay in
-    [0, 1] because bilinear weights are convex.
+    mmcv's ``imrescale`` (behind mmseg's ``Resize``) calls ``cv2.resize`` on the uint8 array, and
+    OpenCV interpolates 8-bit images in fixed point (11-bit weights, rounded), which a float
+    interpolation does not reproduce; so the image goes back to its 8-bit values (``image`` is on the
+    1/255 grid, as decoded) and through the same call. Channels are resized independently, so RGB
+    order (mmseg's is BGR) does not matter.
+
+    Shapes:
+        image float32 (3, H, W) in [0, 1] on the 1/255 grid; output float32 (3, height, width).
     """
     if tuple(image.shape[-2:]) == (height, width):
         return image
-    resized = torch.nn.functional.interpolate(
-        image[None], size=(height, width), mode="bilinear", align_corners=False, antialias=False
-    )[0]
-    return resized.mul_(255.0).round_().clamp_(0.0, 255.0).div_(255.0)
+    import cv2  # OpenCV comes with mmengine; imported only when a real dataset is resized
+
+    pixels = image.mul(255.0).round_().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+    resized = cv2.resize(pixels, (width, height), interpolation=cv2.INTER_LINEAR)
+    return torch.from_numpy(resized).permute(2, 0, 1).float().div_(255.0)

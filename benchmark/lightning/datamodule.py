@@ -53,14 +53,17 @@ class SegmentationDataModule(pl.LightningDataModule):
         limit: evaluate only the first ``limit`` images (None: the whole split).
         batch_size: images per batch (slide-mode and real-data runs usually want 1).
         num_workers: DataLoader worker processes.
-        resize: ``none`` (native size) or ``mmseg`` (mmseg's test-time resize of the image).
+        resize: ``mmseg`` (default): the dataset's mmseg test pipeline resizes the image (VOC and
+            ADE20K: keep-ratio into 2048x512, Cityscapes: into 2048x1024), exactly as mmcv does it;
+            labels keep their size and metrics are computed there. ``none``: native size. Generated
+            datasets have no test scale: both policies feed them at native size.
         generate_if_missing: for generated datasets (``synthetic-*``), write them at ``root`` first if
             the folder is absent (deterministic, seconds).
     """
 
     def __init__(self, dataset: str = "synthetic-voc", root: str = "data/generated/synthetic-voc",
                  split: str = "val", limit: int | None = None, batch_size: int = 1, num_workers: int = 0,
-                 resize: str = "none", generate_if_missing: bool = True):
+                 resize: str = "mmseg", generate_if_missing: bool = True):
         super().__init__()
         if dataset not in DATASETS:
             raise ConfigError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
@@ -99,8 +102,9 @@ class SegmentationDataModule(pl.LightningDataModule):
 
     @property
     def input_policy(self) -> str:
-        """How images reach the models, recorded in results (pitfalls §13)."""
-        return f"resize={self.resize}; labels at original resolution; model inference per zoo entry"
+        """How images reach the models, recorded in results (pitfalls §13): the resize that happens."""
+        resize = self.resize if self.info.test_scale is not None else "none"
+        return f"resize={resize}; labels at original resolution; model inference per zoo entry"
 
     def prepare_data(self) -> None:
         if self._generated_later:

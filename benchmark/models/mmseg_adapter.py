@@ -154,9 +154,7 @@ def _checkpointed(encode_decode):
 
 def mmseg_config_dir() -> Path:
     """The directory of configs shipped inside the mmseg wheel."""
-    import mmseg
-
-    return Path(mmseg.__file__).parent / ".mim" / "configs"
+    return Path(_import_mmseg().__file__).parent / ".mim" / "configs"
 
 
 def library_versions() -> dict[str, str]:
@@ -243,13 +241,29 @@ def _mean_std(model_cfg: dict, config) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
 
 
+def _import_mmseg():
+    """Import mmseg, turning a missing or incompatible mmcv into one clear line."""
+    try:
+        with _quiet_imports():
+            import mmseg
+            from mmseg.utils import register_all_modules
+    except ModuleNotFoundError as err:
+        if err.name != "mmcv":
+            raise
+        raise ConfigError("mmsegmentation needs mmcv, which is not installed: pip install 'mmcv-lite>=2.0,<2.2' "
+                          "(the package's [lite] extra), or a full mmcv 2.0/2.1 with compiled ops") from None
+    except AssertionError as err:  # mmseg asserts its supported mmcv range at import
+        raise ConfigError(f"mmsegmentation refuses the installed mmcv: {err}") from None
+    register_all_modules(init_default_scope=False)
+    return mmseg
+
+
 def _build(model_cfg: dict, config) -> nn.Module:
+    _import_mmseg()
     with _quiet_imports():
         from mmengine.config import ConfigDict
         from mmseg.registry import MODELS
-        from mmseg.utils import register_all_modules
 
-        register_all_modules(init_default_scope=False)
     try:
         with _quiet_imports():
             segmentor = MODELS.build(ConfigDict(model_cfg))

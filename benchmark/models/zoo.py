@@ -9,6 +9,7 @@ Each YAML file maps a zoo name to one entry::
       url: https://...                                             # optional: where fetch-checkpoint gets it
       sha256: null                                                 # full digest, or null if not recorded
       published_miou: 0.7678                                       # fraction; null if unknown
+      crop_size: [512, 512]                                        # training crop (h, w), from the config name
       mode: null                                                   # optional: "whole" | "slide" override
       clean_miou: null                                             # optional: measured on the embedded default
 
@@ -49,6 +50,7 @@ class ModelEntry:
         url: download address for ``benchmark fetch-checkpoint`` (None for committed checkpoints).
         sha256: full hex digest of the checkpoint file, or None when not recorded.
         published_miou: mIoU reported by the checkpoint's authors, as a fraction.
+        crop_size: (height, width) of the training crop, for official entries (mmseg's metafile name).
         clean_miou: clean mIoU we measured on the dataset's val split (embedded default models).
         mode: inference mode override ("whole" | "slide"); None keeps the config's test_cfg.
     """
@@ -62,8 +64,14 @@ class ModelEntry:
     published_miou: float | None = None
     clean_miou: float | None = None
     mode: str | None = None
+    crop_size: tuple[int, int] | None = None
 
     def __post_init__(self):
+        if self.crop_size is not None:
+            if len(self.crop_size) != 2 or not all(isinstance(v, int) and v > 0 for v in self.crop_size):
+                raise ConfigError(f"model zoo entry {self.name!r}: crop_size must be [height, width], "
+                                  f"got {self.crop_size!r}")
+            object.__setattr__(self, "crop_size", tuple(self.crop_size))
         if self.sha256 is not None and not _HEX.match(self.sha256):
             raise ConfigError(f"model zoo entry {self.name!r}: sha256 must be 64 lowercase hex digits")
         if self.mode not in (None, "whole", "slide"):

@@ -1,12 +1,15 @@
 """The mmseg adapter's contract: shapes, normalisation, inference modes, gradients, frozen state."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from benchmark.errors import ConfigError
 from benchmark.models import build_segmentor
-from benchmark.models.zoo import load_zoo
+from benchmark.models.zoo import REPO_ROOT, load_zoo
 from tests.models.tiny import MEAN, STD, tiny_config
 
 ZOO = load_zoo()
@@ -129,3 +132,13 @@ def test_window_checkpointing_keeps_outputs_and_input_gradients():
     torch.testing.assert_close(grads[1], grads[0])
     assert grads[0].abs().sum() > 0
     assert head_calls == [6, 12]  # 2 x 3 windows; checkpointing runs each window again in the backward
+
+
+def test_missing_mmcv_is_one_clear_line():
+    code = ("import sys\nsys.modules['mmcv'] = None  # as if mmcv were not installed\n"
+            "from benchmark.errors import ConfigError\nfrom benchmark.models import build_segmentor\n"
+            "from tests.models.tiny import tiny_config\n"
+            "try:\n    build_segmentor(tiny_config())\nexcept ConfigError as err:\n    print(err)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("mmsegmentation needs mmcv, which is not installed: pip install 'mmcv-lite")

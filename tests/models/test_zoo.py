@@ -65,3 +65,58 @@ def test_unknown_model_is_one_line_and_nonzero_exit():
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.startswith("error: unknown model 'no-such-model'") and result.stderr.count("\n") == 1
+
+
+OFFICIAL = sorted(name for name, entry in ZOO.items() if entry.url)
+
+
+@pytest.mark.parametrize("name", OFFICIAL)
+def test_official_entries_agree_with_mmsegs_metafiles(name):
+    from benchmark.models.metafiles import drift, record_for
+
+    entry = ZOO[name]
+    assert drift(entry) == []
+    record = record_for(entry)
+    assert entry.checkpoint == f"checkpoints/{record.weights.rsplit('/', 1)[-1]}"
+
+
+@pytest.mark.parametrize("name", OFFICIAL)
+def test_official_crop_size_is_the_configs_own(name):
+    from mmengine.config import Config
+
+    from benchmark.models.mmseg_adapter import mmseg_config_dir
+
+    entry = ZOO[name]
+    cfg = Config.fromfile(str(mmseg_config_dir() / entry.config))
+    assert tuple(cfg.crop_size) == entry.crop_size
+
+
+def test_drift_is_reported_for_every_field():
+    from dataclasses import replace
+
+    from benchmark.models.metafiles import drift
+
+    entry = ZOO["pspnet-r50-voc"]
+    drifted = replace(entry, url=entry.url.replace("ed5dfbd9", "00000000"), published_miou=0.5, crop_size=(1, 1),
+                      dataset="cityscapes")
+    problems = drift(drifted)
+    assert [p.split(":")[1].split()[0] for p in problems] == ["url", "published_miou", "dataset", "crop_size"]
+    assert drift(replace(entry, config="pspnet/no_such_config.py")) == [
+        "model 'pspnet-r50-voc': config pspnet/no_such_config.py has no record in mmseg's metafiles"]
+
+
+def test_models_check_and_from_metafile_commands():
+    check = subprocess.run([sys.executable, "-m", "benchmark.cli", "models", "--check"], capture_output=True,
+                           text=True, timeout=120)
+    assert check.returncode == 0 and check.stdout.endswith(
+        f"{len(OFFICIAL)} official entries checked against mmseg's metafiles: 0 differences\n")
+    made = subprocess.run([sys.executable, "-m", "benchmark.cli", "models", "--from-metafile",
+                           ZOO["pspnet-r50-voc"].config], capture_output=True, text=True, timeout=120)
+    assert made.returncode == 0
+    import yaml
+
+    ((_, body),) = yaml.safe_load(made.stdout).items()
+    entry = ZOO["pspnet-r50-voc"]
+    assert body == {"config": entry.config, "dataset": entry.dataset, "checkpoint": entry.checkpoint,
+                    "url": entry.url, "sha256": None, "published_miou": entry.published_miou,
+                    "crop_size": list(entry.crop_size)}
