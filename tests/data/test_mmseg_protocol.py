@@ -40,7 +40,7 @@ def test_float_bilinear_would_not_be_mmcv():
     image = torch.from_numpy(pixels).permute(2, 0, 1).float()[None]
     naive = torch.nn.functional.interpolate(image, size=expected.shape[:2], mode="bilinear", align_corners=False)
     differs = (naive[0].round().permute(1, 2, 0).numpy() != expected).mean()
-    assert differs > 0.05
+    assert differs > 0.10  # about 12.8 % of the values, by one level
 
 
 def _mmseg_test_pipeline(dataset_config: str):
