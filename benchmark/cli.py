@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from benchmark.errors import BenchmarkError
 
@@ -31,6 +32,33 @@ def _run(argv: list[str]) -> int:
     from benchmark.lightning.cli import run_cli
 
     return run_cli(argv)
+
+
+@command("evaluate", "evaluate target models on a saved adversarial set (results.save_adv), without attacking")
+def _evaluate(argv: list[str]) -> int:
+    from benchmark.lightning.cli import evaluate_cli
+
+    return evaluate_cli(argv)
+
+
+@command("summarize", "join result files of the same images into one source x target matrix")
+def _summarize(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="benchmark summarize", description=COMMANDS["summarize"][0])
+    parser.add_argument("results", nargs="+", help="RUN_DIR/results.json files (benchmark run / evaluate)")
+    parser.add_argument("--out", required=True, help="folder for the joined results.json, results.md, heatmaps")
+    args = parser.parse_args(argv)
+    from benchmark.results import join_results, write_result
+    from benchmark.results.io import read_result
+    from benchmark.results.report import write_reports
+
+    joined = join_results([read_result(path) for path in args.results], [str(p) for p in args.results])
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_result(out / "results.json", joined)
+    table, heatmaps = write_reports(joined, out)
+    print(table)
+    print(f"results: {', '.join(str(p) for p in [out / 'results.json', out / 'results.md', *heatmaps])}")
+    return 0
 
 
 @command("models", "list the model zoo and whether each checkpoint is present")

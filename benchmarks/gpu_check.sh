@@ -62,7 +62,7 @@ processes=$(grep -o "MEMBER: [0-9]*/[0-9]*" "$OUT/ddp.log" | head -1 | cut -d/ -
 ddp_line=$($PY - "$OUT/ddp/results.json" <<'EOF' 2>/dev/null
 import json, sys
 r = json.load(open(sys.argv[1]))
-white = {m["condition"]: m["miou"] for m in r["metrics"] if m["target"] == r["source"]["models"][0]}
+white = {m["condition"]: m["miou"] for m in r["metrics"] if m["target"] == r["sources"][0]["models"][0]}
 pgd = f", white-box PGD {100 * white['pgd']:.2f}" if "pgd" in white else ""
 print(f"{r['dataset']['num_images']} images, clean mIoU {100 * white['clean']:.2f}{pgd}")
 EOF

@@ -12,7 +12,8 @@ import torch
 from benchmark.attacks import ATTACKS, Attack, build_attack
 from benchmark.attacks.registry import base_name
 from benchmark.errors import ConfigError
-from benchmark.lightning import ADV_KEY
+from benchmark.lightning import ADV_KEY, AdvKey
+from benchmark.results import AttackInfo, Provenance
 
 EIGHT_255 = 8 / 255
 
@@ -61,8 +62,28 @@ def quantise(images: torch.Tensor, adversarial: torch.Tensor, eps: float) -> tor
     return (a8 / 255).to(adversarial.dtype)
 
 
-class AttackCallback(pl.Callback):
-    """Craft adversarial images on the source model and put them in ``batch["adv"]``.
+class AdversarialSource(pl.Callback):
+    """What fills ``batch["adv"]``, as the module, the CLI and the results writer see it: the attacks
+    (names, full settings), the seeds, the adversarial format and, for a saved set, its provenance."""
+
+    seeds: list[int]
+    adv_format: str
+    provenance: Provenance | None = None
+
+    @property
+    def names(self) -> list[str]:
+        raise NotImplementedError
+
+    def attack_infos(self) -> tuple[AttackInfo, ...]:
+        raise NotImplementedError
+
+    def eps(self, attack: str) -> float:
+        """The L-inf budget of ``attack`` (fraction of the pixel range)."""
+        raise NotImplementedError
+
+
+class AttackCallback(AdversarialSource):
+    """Craft adversarial images on every source model and put them in ``batch["adv"]``.
 
     The attacks are built here, at construction, so a bad name or setting fails before any data is read.
 
@@ -75,6 +96,8 @@ class AttackCallback(pl.Callback):
         steps: iterations for every iterative attack (None: each attack's own default).
         alpha: step size, same unit as eps (None: each attack's own default).
         seed: run seed for the per-image generators (random start, step sizes, DI draws).
+        seeds: several run seeds instead of ``seed``: every attack runs once per seed (results report
+            each seed and the mean and standard deviation over them). None: ``[seed]``.
         ensemble: how an ensemble source is combined: "logits" or "loss" (ignored for one source).
         autocast: run the source under torch.autocast with this dtype ("bf16" | "fp16"); None = fp32.
         adv_format: "float" (default): targets see the attack's float images, as transfer in memory;
@@ -83,8 +106,8 @@ class AttackCallback(pl.Callback):
     """
 
     def __init__(self, attacks: list[str | dict[str, Any]], eps: float = EIGHT_255, steps: int | None = 20,
-                 alpha: float | None = None, seed: int = 0, ensemble: str = "logits", autocast: str | None = None,
-                 adv_format: str = "float"):
+                 alpha: float | None = None, seed: int = 0, seeds: list[int] | None = None, ensemble: str = "logits",
+                 autocast: str | None = None, adv_format: str = "float"):
         super().__init__()
         if adv_format not in ("float", "png_uint8"):
             raise ConfigError(f"attack.adv_format must be float or png_uint8, got {adv_format!r}")
@@ -93,7 +116,13 @@ class AttackCallback(pl.Callback):
             raise ConfigError("attack.attacks is empty: name at least one attack")
         if autocast not in (None, "bf16", "fp16"):
             raise ConfigError(f"attack.autocast must be bf16, fp16 or null, got {autocast!r}")
-        self.seed, self.autocast = seed, autocast
+        if seeds is not None and (not seeds or len(set(seeds)) != len(seeds)
+                                  or any(isinstance(v, bool) or not isinstance(v, int) or v < 0 for v in seeds)):
+            raise ConfigError(f"attack.seeds must be distinct non-negative integers, got {seeds!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ConfigError(f"attack.seed must be a non-negative integer, got {seed!r}")
+        self.seeds = list(seeds) if seeds is not None else [seed]
+        self.autocast, self.ensemble = autocast, ensemble
         common = {"eps": eps, "ensemble": ensemble}
         if steps is not None:
             common["steps"] = steps
@@ -125,26 +154,36 @@ class AttackCallback(pl.Callback):
         """Condition names (canonical attack names, or labels), in configuration order."""
         return list(self.attacks)
 
+    def attack_infos(self) -> tuple[AttackInfo, ...]:
+        return tuple(AttackInfo.from_settings(name, attack.to_dict()) for name, attack in self.attacks.items())
+
+    def eps(self, attack: str) -> float:
+        return self.attacks[attack].settings.base.eps
+
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if trainer.validate_loop.inference_mode:
             raise ConfigError("the attack needs gradients: run the Trainer with inference_mode=False")
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
-        source = pl_module.source
-        models = source if isinstance(source, list) else [source]
-        if any(model.training for model in models):
-            raise RuntimeError("the source model must be in eval mode during the attack")
         images, labels = batch["image"], attack_labels(batch["image"], batch["label"])
         adversarial = {}
         progress = getattr(trainer, "progress_bar_callback", None)
-        for name, attack in self.attacks.items():
-            if hasattr(progress, "show_attack"):
-                progress.show_attack(name, len(batch["name"]))
-            generators = image_generators(self.seed, name, batch["name"], images.device)
-            with torch.enable_grad(), self._autocast(images.device):
-                adversarial[name] = attack(source, images, labels, generator=generators)
-            if self.adv_format == "png_uint8":
-                adversarial[name] = quantise(images, adversarial[name], attack.settings.base.eps)
+        for source_id, source in pl_module.sources.items():
+            if any(model.training for model in (source if isinstance(source, list) else [source])):
+                raise RuntimeError("the source model must be in eval mode during the attack")
+            for name, attack in self.attacks.items():
+                for seed in self.seeds:
+                    if hasattr(progress, "show_attack"):
+                        progress.show_attack(name if len(pl_module.sources) == 1 else f"{name} from {source_id}",
+                                             len(batch["name"]))
+                    # the generators do not depend on the source: every source starts from the same
+                    # random points (common random numbers), and one-source runs keep their numbers
+                    generators = image_generators(seed, name, batch["name"], images.device)
+                    with torch.enable_grad(), self._autocast(images.device):
+                        adv = attack(source, images, labels, generator=generators)
+                    if self.adv_format == "png_uint8":
+                        adv = quantise(images, adv, attack.settings.base.eps)
+                    adversarial[AdvKey(source_id, name, seed)] = adv
         batch[ADV_KEY] = adversarial
 
     def _autocast(self, device: torch.device):

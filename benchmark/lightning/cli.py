@@ -23,9 +23,11 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from benchmark.errors import BenchmarkError
 from benchmark.lightning.attack_callback import AttackCallback
 from benchmark.lightning.datamodule import SegmentationDataModule
-from benchmark.lightning.module import TransferModule
+from benchmark.lightning.module import TransferModule, source_specs
 from benchmark.lightning.results_writer import ResultsWriter
+from benchmark.lightning.saved_set import SavedSetCallback, data_arguments
 from benchmark.models import get_model_entry
+from benchmark.results.adv_manifest import read_manifest
 
 TRAINER_DEFAULTS = {
     "inference_mode": False,  # attacks need autograd inside validation (pitfalls §11)
@@ -66,9 +68,17 @@ def _attack_names(callback: AttackCallback) -> list[str]:
     return callback.names
 
 
+def _attack_seeds(callback: AttackCallback) -> list[int]:
+    return callback.seeds
+
+
+def _attack_ensemble(callback: AttackCallback) -> str:
+    return callback.ensemble
+
+
 class BenchmarkCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
-        parser.add_lightning_class_args(AttackCallback, "attack")
+        self.add_adversarial_arguments(parser)
         parser.add_lightning_class_args(ResultsWriter, "results")
         parser.add_lightning_class_args(BenchmarkProgressBar, "progress")
         parser.add_argument("--logger", choices=["wandb", "csv", "none"], default="wandb",
@@ -77,7 +87,13 @@ class BenchmarkCLI(LightningCLI):
         parser.add_argument("--wandb.mode", choices=["offline", "online"], default="offline")
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.ignore_index", "model.ignore_index", apply_on="instantiate")
-        parser.link_arguments("attack", "model.conditions", compute_fn=_attack_names, apply_on="instantiate")
+
+    def add_adversarial_arguments(self, parser, group: str = "attack", cls=AttackCallback) -> None:
+        """The group that fills ``batch["adv"]`` and its links into the module."""
+        parser.add_lightning_class_args(cls, group)
+        parser.link_arguments(group, "model.conditions", compute_fn=_attack_names, apply_on="instantiate")
+        parser.link_arguments(group, "model.seeds", compute_fn=_attack_seeds, apply_on="instantiate")
+        parser.link_arguments(group, "model.ensemble", compute_fn=_attack_ensemble, apply_on="instantiate")
 
     def instantiate_trainer(self, **kwargs):
         self.datamodule.check_files()  # before the Trainer: data problems are the only output
@@ -94,6 +110,24 @@ class BenchmarkCLI(LightningCLI):
         return WandbLogger(save_dir=out_dir, project=config.wandb.project, offline=config.wandb.mode == "offline")
 
 
+def _saved_sources(callback: SavedSetCallback) -> list[list[str]]:
+    return callback.source_specs
+
+
+def _saved_models(callback: SavedSetCallback) -> list[dict]:
+    return callback.source_models
+
+
+class EvaluateCLI(BenchmarkCLI):
+    """``benchmark evaluate``: ``benchmark run`` with the saved-set reader in place of the attacks;
+    the sources and their provenance come from the set's manifest."""
+
+    def add_adversarial_arguments(self, parser, group: str = "adv", cls=None) -> None:
+        super().add_adversarial_arguments(parser, group, SavedSetCallback)
+        parser.link_arguments(group, "model.sources", compute_fn=_saved_sources, apply_on="instantiate")
+        parser.link_arguments(group, "model.source_models", compute_fn=_saved_models, apply_on="instantiate")
+
+
 class ConfigCheckCLI(BenchmarkCLI):
     """Parse and validate an experiment without building models, reading data or starting a Trainer.
 
@@ -105,7 +139,8 @@ class ConfigCheckCLI(BenchmarkCLI):
         config = self.config
         self.attack = AttackCallback(**config.attack.as_dict())
         self.datamodule = SegmentationDataModule(**config.data.as_dict())
-        self.models = [get_model_entry(name) for name in [*config.model.source, *config.model.targets]]
+        specs = source_specs(config.model.source, config.model.sources)
+        self.models = [get_model_entry(name) for name in [*(n for spec in specs for n in spec), *config.model.targets]]
         self.model = None
 
     def _add_configure_optimizers_method_to_model(self, subcommand) -> None:
@@ -122,16 +157,46 @@ def _make(cli_class: type[BenchmarkCLI], argv: list[str]) -> BenchmarkCLI:
                      seed_everything_default=False)
 
 
+def evaluate_cli(argv: list[str]) -> int:
+    """``benchmark evaluate --adv DIR --targets NAME... [benchmark run options]``.
+
+    ``--targets a b`` is short for ``--model.targets [a, b]``; the set's dataset, split, images and
+    resize policy are taken from its manifest (given before the user's options, and checked again
+    against the data module before the first batch)."""
+    argv = list(argv)
+    if "--targets" in argv:
+        at = argv.index("--targets")
+        names = []
+        while at + 1 + len(names) < len(argv) and not argv[at + 1 + len(names)].startswith("--"):
+            names.append(argv[at + 1 + len(names)])
+        argv[at:at + 1 + len(names)] = ["--model.targets", "[" + ", ".join(names) + "]"]
+    adv = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--adv.adv_dir"), None)
+    if adv is None and "--adv" in argv[:-1]:
+        at = argv.index("--adv")
+        adv = argv[at + 1]
+        argv[at:at + 2] = ["--adv.adv_dir", adv]
+    if adv is None:
+        print("error: benchmark evaluate needs --adv RUN_DIR/adv (a set saved with results.save_adv true)",
+              file=sys.stderr)
+        return 2
+    try:
+        manifest = read_manifest(adv)  # files and budgets are checked when the reader is built
+    except BenchmarkError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return run_cli([*data_arguments(manifest), *argv], EvaluateCLI)
+
+
 def check_config(argv: list[str]) -> ConfigCheckCLI:
     """Validate ``benchmark run`` arguments (e.g. ``["--config", path]``) without running anything."""
     return _make(ConfigCheckCLI, argv)
 
 
-def run_cli(argv: list[str]) -> int:
+def run_cli(argv: list[str], cli_class: type[BenchmarkCLI] | None = None) -> int:
     """Parse, instantiate (every setting validated before any work), validate, clean up."""
     os.environ.setdefault("WANDB_SILENT", "true")
     try:
-        cli = _make(BenchmarkCLI, argv)
+        cli = _make(cli_class or BenchmarkCLI, argv)
         cli.trainer.validate(cli.model, datamodule=cli.datamodule, verbose=False)
     except BenchmarkError as err:
         print(f"error: {err}", file=sys.stderr)

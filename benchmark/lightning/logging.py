@@ -1,8 +1,9 @@
 """Send one run's results to the Lightning loggers (rank 0 only; called by the results writer).
 
-Every logger gets the scalars ``miou/<target>/<condition>``, ``pixel_accuracy/...`` and
-``success_rate/...``. A W&B logger also gets the transfer table, per-class IoU tables, the heatmap and
-a few example images with clean and adversarial predictions as mask overlays.
+Every logger gets the scalars ``miou/<target>/clean`` and, per attack, ``miou/<target>/<source>/<attack>``
+(the seed mean) with ``miou_ci_low/...`` and ``miou_ci_high/...``, and likewise ``success_rate/...``.
+A W&B logger also gets the transfer table with intervals, the attack comparisons, per-class IoU
+tables, the heatmaps and a few example images with clean and adversarial predictions as mask overlays.
 """
 
 from __future__ import annotations
@@ -16,46 +17,58 @@ from benchmark.results import CLEAN, RunResult
 
 def scalars(result: RunResult) -> dict[str, float]:
     out = {}
-    for record in result.metrics:
-        key = f"{record.target}/{record.condition}"
-        out[f"miou/{key}"] = record.miou
-        out[f"pixel_accuracy/{key}"] = record.pixel_accuracy
-        if record.success_rate is not None:
-            out[f"success_rate/{key}"] = record.success_rate
+    for target in result.targets:
+        clean = result.metric(target, CLEAN)
+        out[f"miou/{target}/{CLEAN}"] = clean.miou
+        out[f"miou_ci_low/{target}/{CLEAN}"], out[f"miou_ci_high/{target}/{CLEAN}"] = clean.miou_ci
+        out[f"pixel_accuracy/{target}/{CLEAN}"] = clean.pixel_accuracy
+    for s in result.summaries:
+        key = f"{s.target}/{s.source}/{s.condition}"
+        out[f"miou/{key}"] = s.miou_mean
+        out[f"miou_ci_low/{key}"], out[f"miou_ci_high/{key}"] = s.miou_ci
+        if s.success_rate_mean is not None:
+            out[f"success_rate/{key}"] = s.success_rate_mean
     return out
 
 
-def log_run(loggers: list[Logger], result: RunResult, examples: list[dict], heatmap: Path) -> None:
+def log_run(loggers: list[Logger], result: RunResult, examples: list[dict], heatmaps: list[Path]) -> None:
     for logger in loggers:
         logger.log_metrics(scalars(result), step=0)
         if isinstance(logger, WandbLogger):
-            _log_wandb(logger, result, examples, heatmap)
+            _log_wandb(logger, result, examples, heatmaps)
         logger.save()
 
 
-def _log_wandb(logger: WandbLogger, result: RunResult, examples: list[dict], heatmap: Path) -> None:
+def _log_wandb(logger: WandbLogger, result: RunResult, examples: list[dict], heatmaps: list[Path]) -> None:
     import wandb
 
-    targets = result.targets
-    conditions = [CLEAN, *(a.name for a in result.attacks)]
-    rows = [[c, *(100 * result.metric(t, c).miou for t in targets)] for c in conditions]
-    logger.log_table("results/miou_percent", columns=["condition", *targets], data=rows)
+    rows = [[t, "", CLEAN, "", 100 * m.miou, None, 100 * m.miou_ci[0], 100 * m.miou_ci[1], False]
+            for t in result.targets for m in [result.metric(t, CLEAN)]]
+    rows += [[s.target, s.source, s.condition, ",".join(map(str, s.seeds)), 100 * s.miou_mean,
+              None if s.miou_std is None else 100 * s.miou_std, 100 * s.miou_ci[0], 100 * s.miou_ci[1],
+              result.is_white_box(s.target, s.source)] for s in result.summaries]
+    logger.log_table("results/miou_percent", data=rows,
+                     columns=["target", "source", "condition", "seeds", "miou", "std", "ci_low", "ci_high", "white_box"])
+    logger.log_table("results/comparisons_points", data=[
+        [c.target, c.source, c.first, c.second, 100 * c.difference, 100 * c.ci[0], 100 * c.ci[1], c.distinguishable]
+        for c in result.comparisons],
+        columns=["target", "source", "first", "second", "difference", "ci_low", "ci_high", "distinguishable"])
     classes = list(result.dataset.class_names)
-    for target in targets:
-        data = [[c, *(None if v is None else 100 * v for v in result.metric(target, c).per_class_iou)]
-                for c in conditions]
+    for target in result.targets:
+        data = [[CLEAN, *(None if v is None else 100 * v for v in result.metric(target, CLEAN).per_class_iou)]]
+        data += [[f"{m.source}/{m.condition}@{m.seed}", *(None if v is None else 100 * v for v in m.per_class_iou)]
+                 for m in result.metrics if m.target == target and m.condition != CLEAN]
         logger.log_table(f"per_class_iou/{target}", columns=["condition", *classes], data=data)
-    logger.experiment.log({"results/heatmap": wandb.Image(str(heatmap))})
+    logger.experiment.log({f"results/{path.stem}": wandb.Image(str(path)) for path in heatmaps})
     labels = {**dict(enumerate(classes)), result.dataset.ignore_index: "ignore"}
     images = []
     for example in examples:
-        for target in targets:
-            for condition in conditions:
-                pixels = example["image"] if condition == CLEAN else example["adv"][condition]
-                masks = {"prediction": {"mask_data": example["preds"][(target, condition)].numpy(),
-                                        "class_labels": labels},
-                         "ground_truth": {"mask_data": example["label"].numpy(), "class_labels": labels}}
-                images.append(wandb.Image(pixels.permute(1, 2, 0).numpy(), masks=masks,
-                                          caption=f"{example['name']} | {target} | {condition}"))
+        for (target, condition), pred in example["preds"].items():
+            pixels = example["image"] if condition == CLEAN else example["adv"][condition]
+            name = CLEAN if condition == CLEAN else f"{condition.source}/{condition.attack}@{condition.seed}"
+            masks = {"prediction": {"mask_data": pred.numpy(), "class_labels": labels},
+                     "ground_truth": {"mask_data": example["label"].numpy(), "class_labels": labels}}
+            images.append(wandb.Image(pixels.permute(1, 2, 0).numpy(), masks=masks,
+                                      caption=f"{example['name']} | {target} | {name}"))
     if images:
         logger.experiment.log({"examples": images})

@@ -8,12 +8,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.errors import ConfigError
-from benchmark.lightning import ADV_KEY
+from benchmark.lightning import ADV_KEY, AdvKey
 from benchmark.metrics import AttackSuccessRate, Scores, SegmentationScores, per_image_counts
 from benchmark.models import build_zoo_model, get_model_entry
-from benchmark.results import ImageRecord
-
-CLEAN = "clean"
+from benchmark.results import CLEAN, ImageRecord, SourceInfo
 
 
 def at_label_size(model: nn.Module, size: tuple[int, int]):
@@ -34,9 +32,23 @@ def at_label_size(model: nn.Module, size: tuple[int, int]):
     return forward
 
 
-def _metric_key(target: str, condition: str) -> str:
-    # ModuleDict keys may not contain "."; "+" and "-" are fine.
-    return f"{target}/{condition}".replace(".", "_")
+def _metric_key(target: str, condition: AdvKey | str) -> str:
+    # ModuleDict keys may not contain "."; "+", "-" and "@" are fine.
+    text = condition if isinstance(condition, str) else f"{condition.source}/{condition.attack}@{condition.seed}"
+    return f"{target}/{text}".replace(".", "_")
+
+
+def source_specs(source: list[str] | None, sources: list[str | list[str]] | None) -> list[tuple[str, ...]]:
+    """The run's sources as model-name tuples: ``sources`` (each a name, or a list = an ensemble), or
+    the single ``source`` (one name, or several = an ensemble)."""
+    if sources and source:
+        raise ConfigError("give model.source (one source) or model.sources (several), not both")
+    specs = [tuple([s] if isinstance(s, str) else s) for s in sources] if sources else ([tuple(source)] if source else [])
+    if not specs or any(not spec for spec in specs):
+        raise ConfigError("model.source (or model.sources) and model.targets must each name at least one zoo model")
+    if len(set(specs)) != len(specs):
+        raise ConfigError(f"model.sources lists a source twice: {[list(s) for s in specs]}")
+    return specs
 
 
 class TransferModule(pl.LightningModule):
@@ -45,9 +57,14 @@ class TransferModule(pl.LightningModule):
     Args:
         source: zoo name(s) of the source model; several names form an ensemble source (the attack's
             ``ensemble`` setting says how their outputs are combined).
-        targets: zoo names of the target models (the source may be among them: the white-box column).
+        sources: several sources for a source x target matrix in one run, instead of ``source``: each a
+            zoo name or a list of names (an ensemble). Every attack runs on every source.
+        targets: zoo names of the target models (a source may be among them: its white-box cell).
         conditions: canonical names of the attacks whose images arrive in ``batch["adv"]`` (linked
             from the attack callback by the CLI).
+        seeds: the attack seeds (linked from the attack callback); every attack runs once per seed.
+        ensemble: how an ensemble source combines its models, "logits" or "loss" (linked from the
+            attack callback; part of the source's id).
         num_classes: the dataset's class count (linked from the data module); every model must match.
         ignore_index: label value excluded from every metric (linked from the data module).
         mode: inference mode override ("whole" | "slide") for every model; None keeps each config's.
@@ -55,21 +72,36 @@ class TransferModule(pl.LightningModule):
         checkpoint_windows: slide-mode source models recompute each window in the backward pass
             instead of keeping every window's activations (same gradients, one extra forward; for
             large images such as Cityscapes on a GPU with little memory).
+        source_models: provenance of source models that are not built here (``benchmark evaluate``
+            reads saved adversarial images and needs no source): dicts with name, config,
+            checkpoint_sha256 and mode, as in the saved set's manifest. None: every source is built.
     """
 
-    def __init__(self, source: list[str], targets: list[str], conditions: list[str] | None = None,
-                 num_classes: int = 0, ignore_index: int = 255, mode: str | None = None, num_examples: int = 4,
-                 checkpoint_windows: bool = False):
+    def __init__(self, source: list[str] | None = None, targets: list[str] | None = None,
+                 sources: list[str | list[str]] | None = None, conditions: list[str] | None = None,
+                 seeds: list[int] | None = None, ensemble: str = "logits", num_classes: int = 0,
+                 ignore_index: int = 255, mode: str | None = None, num_examples: int = 4,
+                 checkpoint_windows: bool = False, source_models: list[dict] | None = None):
         super().__init__()
-        if not source or not targets:
-            raise ConfigError("model.source and model.targets must each name at least one zoo model")
-        for name in [*source, *targets]:
+        specs = source_specs(source, sources)
+        if not targets:
+            raise ConfigError("model.targets must name at least one zoo model")
+        self.source_infos = [SourceInfo(models=spec, ensemble=ensemble if len(spec) > 1 else None) for spec in specs]
+        self.source_names = list(dict.fromkeys(name for spec in specs for name in spec))
+        self.target_names = list(targets)
+        self.source_models = {m["name"]: dict(m) for m in source_models} if source_models is not None else None
+        built = self.target_names if self.source_models is not None else [*self.source_names, *self.target_names]
+        if self.source_models is not None and set(self.source_names) - set(self.source_models) - set(self.target_names):
+            raise ConfigError(f"model.source_models lacks {sorted(set(self.source_names) - set(self.source_models))}")
+        self.built_names = list(dict.fromkeys(built))
+        for name in self.built_names:
             entry = get_model_entry(name)
             if not entry.checkpoint_path.is_file():
                 hint = f" (benchmark fetch-checkpoint {name})" if entry.url else ""
                 raise ConfigError(f"checkpoint of model {name!r} not found: {entry.checkpoint_path}{hint}")
-        self.source_names, self.target_names = list(source), list(targets)
-        self.conditions = [CLEAN, *(conditions or [])]
+        self.attacked = [AdvKey(info.id, attack, seed) for info in self.source_infos
+                         for attack in conditions or [] for seed in seeds or [0]]
+        self.conditions = [CLEAN, *self.attacked]
         self.num_classes, self.ignore_index, self.mode = num_classes, ignore_index, mode
         self.num_examples, self.checkpoint_windows = num_examples, checkpoint_windows
         self.nets = nn.ModuleDict()
@@ -79,13 +111,13 @@ class TransferModule(pl.LightningModule):
         })
         self.success = nn.ModuleDict({
             _metric_key(t, c): AttackSuccessRate(ignore_index=ignore_index)
-            for t in self.target_names for c in self.conditions[1:]
+            for t in self.target_names for c in self.attacked
         })
         self._examples_seen = 0
         self._images: list[ImageRecord] = []
 
     def setup(self, stage: str) -> None:
-        for name in dict.fromkeys([*self.source_names, *self.target_names]):
+        for name in self.built_names:
             if name not in self.nets:
                 net = build_zoo_model(name, device=self.device, mode=self.mode,
                                       checkpoint_windows=self.checkpoint_windows and name in self.source_names)
@@ -95,13 +127,25 @@ class TransferModule(pl.LightningModule):
                 self.nets[name] = net
 
     @property
+    def sources(self) -> dict[str, nn.Module | list[nn.Module]]:
+        """Source id -> the source model, or the list of models of an ensemble source."""
+        out = {}
+        for info in self.source_infos:
+            models = [self.nets[name] for name in info.models]
+            out[info.id] = models[0] if len(models) == 1 else models
+        return out
+
+    @property
     def source(self) -> nn.Module | list[nn.Module]:
-        """The source model, or the list of source models of an ensemble."""
-        models = [self.nets[name] for name in self.source_names]
-        return models[0] if len(models) == 1 else models
+        """The source of a single-source run (the model, or the list of an ensemble)."""
+        if len(self.source_infos) != 1:
+            raise RuntimeError(f"this run has {len(self.source_infos)} sources; use .sources")
+        return next(iter(self.sources.values()))
 
     def model_info(self, name: str) -> dict:
         """Provenance of one model for result files."""
+        if name not in self.nets:
+            return dict(self.source_models[name])
         net = self.nets[name]
         return {"name": name, "config": get_model_entry(name).config, "checkpoint_sha256": net.checkpoint_sha256,
                 "mode": net.mode}
@@ -109,9 +153,9 @@ class TransferModule(pl.LightningModule):
     def validation_step(self, batch: dict, batch_idx: int) -> dict:
         labels = batch["label"]
         inputs = {CLEAN: batch["image"], **batch.get(ADV_KEY, {})}
-        missing = set(self.conditions) - set(inputs)
+        missing = [c for c in self.conditions if c not in inputs]
         if missing:
-            raise RuntimeError(f"batch lacks adversarial images for {sorted(missing)}; is the attack callback set?")
+            raise RuntimeError(f"batch lacks adversarial images for {missing}; is the attack callback set?")
         keep = max(0, min(labels.shape[0], self.num_examples - self._examples_seen))
         examples = {}
         with torch.no_grad():
@@ -121,7 +165,7 @@ class TransferModule(pl.LightningModule):
                 self.scores[_metric_key(target, CLEAN)].update(clean_pred, labels)
                 self._record_images(batch["name"], target, CLEAN, clean_pred, labels, None)
                 examples[(target, CLEAN)] = clean_pred[:keep]
-                for condition in self.conditions[1:]:
+                for condition in self.attacked:
                     adv_pred = net(inputs[condition]).argmax(1)
                     self.scores[_metric_key(target, condition)].update(adv_pred, labels)
                     self.success[_metric_key(target, condition)].update(clean_pred, adv_pred, labels)
@@ -130,8 +174,9 @@ class TransferModule(pl.LightningModule):
         self._examples_seen += keep
         return {"examples": examples, "num_examples": keep}
 
-    def _record_images(self, names, target, condition, preds, labels, clean_pred) -> None:
+    def _record_images(self, names, target, condition: AdvKey | str, preds, labels, clean_pred) -> None:
         """Per-image pixel counts (the audit trail of results.json); one host copy per target and condition."""
+        source, attack, seed = (None, CLEAN, None) if condition == CLEAN else condition
         inter, pred, gt = (t.tolist() for t in per_image_counts(preds, labels, self.num_classes, self.ignore_index))
         fooled = [None] * len(names)
         if clean_pred is not None:
@@ -140,7 +185,7 @@ class TransferModule(pl.LightningModule):
         for n, name in enumerate(names):
             classes = [k for k in range(self.num_classes) if pred[n][k] or gt[n][k]]
             self._images.append(ImageRecord(
-                image=name, target=target, condition=condition, classes=tuple(classes),
+                image=name, target=target, source=source, condition=attack, seed=seed, classes=tuple(classes),
                 intersection=tuple(inter[n][k] for k in classes), predicted=tuple(pred[n][k] for k in classes),
                 labelled=tuple(gt[n][k] for k in classes), fooled=fooled[n]))
 
@@ -156,11 +201,13 @@ class TransferModule(pl.LightningModule):
             torch.distributed.all_gather_object(gathered, records)
             records = [record for part in gathered for record in part]
         targets = {name: i for i, name in enumerate(self.target_names)}
-        conditions = {name: i for i, name in enumerate(self.conditions)}
-        return tuple(sorted(records, key=lambda r: (r.image, targets[r.target], conditions[r.condition])))
+        conditions = {CLEAN: 0, **{tuple(c): i for i, c in enumerate(self.attacked, start=1)}}
+        return tuple(sorted(records, key=lambda r: (
+            r.image, targets[r.target], conditions[CLEAN if r.source is None else (r.source, r.condition, r.seed)])))
 
-    def compute_scores(self) -> dict[tuple[str, str], tuple[Scores, float | None]]:
-        """(target, condition) -> (scores, success rate or None for clean); synced over all ranks."""
+    def compute_scores(self) -> dict[tuple, tuple[Scores, float | None]]:
+        """(target, condition) -> (scores, success rate or None for clean); condition is "clean" or an
+        :class:`AdvKey`; synced over all ranks."""
         out = {}
         for target in self.target_names:
             for condition in self.conditions:

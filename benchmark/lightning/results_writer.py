@@ -11,12 +11,14 @@ from PIL import Image
 
 from benchmark.errors import ResultError
 from benchmark.lightning import ADV_KEY
-from benchmark.lightning.attack_callback import AttackCallback, quantise
+from benchmark.lightning.attack_callback import AdversarialSource, quantise
 from benchmark.lightning.logging import log_run
-from benchmark.lightning.module import CLEAN
-from benchmark.results import (AttackInfo, DatasetInfo, MetricRecord, ModelInfo, RunResult, SourceInfo, Timings,
-                               Versions, results_heatmap, results_markdown, write_result)
-from benchmark.results.audit import check_consistency
+from benchmark.results import CLEAN, DatasetInfo, IntervalInfo, ModelInfo, RunResult, Timings, Versions, write_result
+from benchmark.results.adv_manifest import (MANIFEST_VERSION, AdvManifest, AttackBudget, SavedFile, budget_levels,
+                                            condition_path, write_manifest)
+from benchmark.results.audit import compare_records
+from benchmark.results.intervals import derive
+from benchmark.results.report import write_reports
 from benchmark.results.schema import SCHEMA_VERSION
 
 
@@ -28,15 +30,22 @@ class ResultsWriter(pl.Callback):
         num_logged_images: example images (clean/adversarial predictions as mask overlays) sent to W&B.
         quiet: do not print the table at the end.
         save_adv: also write every image as a lossless 8-bit PNG, ``adv/clean/<name>.png`` and
-            ``adv/<attack>/<name>.png``, quantised inside the budget (``attack_callback.quantise``);
-            each rank writes its own images.
+            ``adv/<source>/<attack>/seed<k>/<name>.png``, quantised inside the budget
+            (``attack_callback.quantise``), and ``adv/manifest.json`` (every file's sha256, the attacks'
+            settings, the source models, the dataset and images): a set ``benchmark evaluate`` reads.
+            Each rank writes its own images; rank 0 the manifest.
+        bootstrap_resamples: image resamples of the intervals (default 1000).
+        bootstrap_seed: seed of the resampling (default 0).
     """
 
     def __init__(self, out_dir: str = "runs/default", num_logged_images: int = 4, quiet: bool = False,
-                 save_adv: bool = False):
+                 save_adv: bool = False, bootstrap_resamples: int = 1000, bootstrap_seed: int = 0):
         super().__init__()
+        if bootstrap_resamples < 1:
+            raise ResultError(f"results.bootstrap_resamples must be >= 1, got {bootstrap_resamples}")
         self.out_dir = Path(out_dir)
         self.num_logged_images, self.quiet, self.save_adv = num_logged_images, quiet, save_adv
+        self.intervals = IntervalInfo.default(resamples=bootstrap_resamples, seed=bootstrap_seed)
         self.result: RunResult | None = None
         self._start = 0.0
         self._examples: list[dict] = []
@@ -44,6 +53,7 @@ class ResultsWriter(pl.Callback):
     def on_validation_start(self, trainer, pl_module) -> None:
         self._start = time.perf_counter()
         self._examples = []
+        self._saved: list[SavedFile] = []
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if self.save_adv:
@@ -60,41 +70,57 @@ class ResultsWriter(pl.Callback):
             })
 
     def _save_pngs(self, trainer, batch) -> None:
-        attack_cb = next(cb for cb in trainer.callbacks if isinstance(cb, AttackCallback))
+        from benchmark.models.checkpoints import sha256_file
+
+        source = _adversarial_source(trainer)
         images = {CLEAN: batch["image"]}
-        for name, adv in batch[ADV_KEY].items():
-            images[name] = quantise(batch["image"], adv, attack_cb.attacks[name].settings.base.eps)
+        for key, adv in batch[ADV_KEY].items():
+            images[key] = quantise(batch["image"], adv, source.eps(key.attack))
         for condition, tensor in images.items():
-            folder = self.out_dir / "adv" / condition
-            folder.mkdir(parents=True, exist_ok=True)
             pixels = (tensor.float() * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
             for name, array in zip(batch["name"], pixels):
-                Image.fromarray(array).save(folder / f"{name}.png", format="PNG")
+                relative = condition_path(condition if condition == CLEAN else tuple(condition), name)
+                path = self.out_dir / "adv" / relative
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(array).save(path, format="PNG")
+                self._saved.append(SavedFile(relative, sha256_file(path)))
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         scores = pl_module.compute_scores()  # collectives: every rank takes part
         images = pl_module.image_records()
+        saved = _gather(self._saved) if self.save_adv else []
         if trainer.sanity_checking:
             return
         wall = time.perf_counter() - self._start
-        attack_cb = next(cb for cb in trainer.callbacks if isinstance(cb, AttackCallback))
+        attack_cb = _adversarial_source(trainer)
         result = self._result(trainer.datamodule, pl_module, attack_cb, scores, images, wall)
         self.result = result
         if not trainer.is_global_zero:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         write_result(self.out_dir / "results.json", result)
-        table = results_markdown(result)
-        (self.out_dir / "results.md").write_text(table)
-        results_heatmap(result, self.out_dir / "heatmap.png")
-        log_run(trainer.loggers, result, self._examples, self.out_dir / "heatmap.png")
+        if self.save_adv:
+            self._write_manifest(result, saved, attack_cb)
+        table, heatmaps = write_reports(result, self.out_dir)
+        log_run(trainer.loggers, result, self._examples, heatmaps)
         if not self.quiet:
             print("\n" + table)
-            print(f"results: {self.out_dir / 'results.json'}, {self.out_dir / 'results.md'}, "
-                  f"{self.out_dir / 'heatmap.png'}  ({wall:.1f} s, {result.timings.images_per_s:.2f} images/s)")
+            files = ", ".join(str(p) for p in [self.out_dir / "results.json", self.out_dir / "results.md", *heatmaps])
+            print(f"results: {files}  ({wall:.1f} s, {result.timings.images_per_s:.2f} images/s)")
 
-    @staticmethod
-    def _result(data, module, attack_cb: AttackCallback, scores, images, wall: float) -> RunResult:
+    def _write_manifest(self, result: RunResult, saved: list[SavedFile], source: AdversarialSource) -> None:
+        from benchmark.models.checkpoints import sha256_file
+
+        names = sorted({r.image for r in result.images})
+        manifest = AdvManifest(
+            manifest_version=MANIFEST_VERSION, dataset=result.dataset, images=tuple(names), sources=result.sources,
+            models=tuple(m for m in result.models if "source" in m.roles), attacks=result.attacks, seeds=result.seeds,
+            budgets=tuple(AttackBudget(a.name, budget_levels(source.eps(a.name))) for a in result.attacks),
+            result_sha256=sha256_file(self.out_dir / "results.json"),
+            files=tuple(sorted(saved, key=lambda f: f.path)))
+        write_manifest(self.out_dir / "adv", manifest)
+
+    def _result(self, data, module, attack_cb: AdversarialSource, scores, images, wall: float) -> RunResult:
         from benchmark.models.mmseg_adapter import library_versions
 
         num_images = scores[(module.target_names[0], CLEAN)][0].num_images
@@ -113,14 +139,44 @@ class ResultsWriter(pl.Callback):
                           if name in names)
             models.append(ModelInfo(name=name, roles=roles, config=info["config"],
                                     checkpoint_sha256=info["checkpoint_sha256"], inference_mode=info["mode"]))
-        attacks = tuple(AttackInfo.from_settings(name, attack.to_dict()) for name, attack in attack_cb.attacks.items())
-        ensemble = attacks[0].settings.get("ensemble") if len(module.source_names) > 1 else None
-        metrics = tuple(MetricRecord.from_scores(target, condition, s, success)
-                        for (target, condition), (s, success) in scores.items())
-        check_consistency(metrics, images, len(data.info.classes), "<this run>")  # torchmetrics == image records
-        return RunResult(schema_version=SCHEMA_VERSION, dataset=dataset, models=tuple(models),
-                         source=SourceInfo(models=tuple(module.source_names), ensemble=ensemble),
-                         attacks=attacks, seed=attack_cb.seed, adv_format=attack_cb.adv_format,
+        attacks = attack_cb.attack_infos()
+        sources = tuple(module.source_infos)
+        metrics, summaries, comparisons = derive(
+            images, targets=module.target_names, sources=[s.id for s in sources], attacks=[a.name for a in attacks],
+            seeds=attack_cb.seeds, num_classes=len(data.info.classes), intervals=self.intervals)
+        _check_torchmetrics_agree(metrics, scores)
+        return RunResult(schema_version=SCHEMA_VERSION, dataset=dataset, models=tuple(models), sources=sources,
+                         attacks=attacks, seeds=tuple(attack_cb.seeds), adv_format=attack_cb.adv_format,
+                         intervals=self.intervals, provenance=attack_cb.provenance,
                          versions=Versions.current(mmseg=library_versions()["mmseg"]),
                          timings=Timings(wall_s=round(wall, 3), images_per_s=round(num_images / max(wall, 1e-9), 4)),
-                         metrics=metrics, images=images)
+                         metrics=metrics, summaries=summaries, comparisons=comparisons, images=images)
+
+
+def _adversarial_source(trainer) -> AdversarialSource:
+    return next(cb for cb in trainer.callbacks if isinstance(cb, AdversarialSource))
+
+
+def _gather(items: list) -> list:
+    """Every rank's ``items``, concatenated (a collective under DDP)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        parts = [None] * torch.distributed.get_world_size()
+        torch.distributed.all_gather_object(parts, items)
+        return [item for part in parts for item in part]
+    return list(items)
+
+
+def _check_torchmetrics_agree(metrics, scores) -> None:
+    """The per-image records and torchmetrics' synchronised confusion matrices must give the same numbers."""
+    from benchmark.results import MetricRecord
+
+    fresh = []
+    for (target, condition), (s, success) in scores.items():
+        source, attack, seed = (None, CLEAN, None) if condition == CLEAN else condition
+        if success is not None and success != success:  # NaN: nothing was correct on clean
+            success = None
+        fresh.append(MetricRecord(target, source, attack, seed, s.miou, (0.0, 0.0), tuple(s.per_class_iou),
+                                  s.pixel_accuracy, success, None if success is None else (0.0, 0.0), s.num_images))
+    stripped = [MetricRecord(**{**vars(m), "miou_ci": (0.0, 0.0),
+                                "success_rate_ci": None if m.success_rate is None else (0.0, 0.0)}) for m in metrics]
+    compare_records(stripped, fresh, "<this run>", key=lambda r: r.key_text)

@@ -52,7 +52,7 @@ class Verification:
 def check_entry_file(path: Path):
     """Read an entry, refusing one whose content no longer matches its name or its own records."""
     entry = read_named_entry(path)
-    check_consistency(entry.metrics, entry.images, len(entry.dataset.class_names), str(path))
+    check_consistency(entry, str(path))
     return entry
 
 
@@ -78,7 +78,7 @@ def rerun_arguments(entry, images: int, data_root: str, out_dir: Path, batch_siz
         "--data.limit", str(images), "--data.batch_size", str(batch_size),
         "--model.source", json.dumps(sources), "--model.targets", json.dumps(targets),
         "--attack.attacks", json.dumps([attack]), "--attack.eps", repr(settings["eps"]),
-        "--attack.steps", "null", "--attack.alpha", "null", "--attack.seed", str(entry.seed),
+        "--attack.steps", "null", "--attack.alpha", "null", "--attack.seeds", json.dumps(list(entry.seeds)),
         "--attack.ensemble", str(settings.get("ensemble", "logits")),
         "--results.out_dir", str(out_dir), "--results.quiet", "true", "--logger", "none",
         "--progress.refresh_rate", "0",
@@ -109,6 +109,5 @@ def verify(path: str | Path, images: int = 8, data_root: str | None = None, tole
         lightning_log.setLevel(level)
     if status != 0:
         raise ResultError(f"the re-run of {path} failed (exit status {status})")
-    conditions = (CLEAN, entry.attack.name)
-    fresh = [r for r in rerun.images if r.condition in conditions]
+    fresh = [r for r in rerun.images if r.condition in (CLEAN, entry.attack.name)]
     return Verification(str(path), images, tuple(compare_images(entry.images, fresh, tolerance)))

@@ -10,6 +10,7 @@ Importing this package is light: matplotlib and wandb are imported inside the fu
 
 from benchmark.results.entry import ENTRY_SCHEMA_VERSION, LeaderboardEntry, load_entries, read_entry
 from benchmark.results.io import read_result, result_from_json, result_to_json, write_result
+from benchmark.results.join import join_results
 from benchmark.results.leaderboard import (
     build,
     check_submittable,
@@ -23,12 +24,16 @@ from benchmark.results.schema import (
     CLEAN,
     SCHEMA_VERSION,
     AttackInfo,
+    Comparison,
     DatasetInfo,
     ImageRecord,
+    IntervalInfo,
     MetricRecord,
     ModelInfo,
+    Provenance,
     RunResult,
     SourceInfo,
+    SummaryRecord,
     Timings,
     Versions,
 )
@@ -36,9 +41,9 @@ from benchmark.results.tracks import TrackInfo, settings_hash, track_name
 
 __all__ = [
     "ENTRY_SCHEMA_VERSION", "LeaderboardEntry", "RANKING_RULE", "Row", "Table", "build",
-    "check_submittable", "leaderboard_tables", "load_entries", "log_to_wandb", "read_entry", "submit",
-    "CLEAN", "SCHEMA_VERSION", "AttackInfo", "DatasetInfo", "ImageRecord", "MetricRecord", "ModelInfo", "RunResult",
-    "SourceInfo", "Timings", "TrackInfo", "Versions", "read_result", "result_from_json",
+    "check_submittable", "join_results", "leaderboard_tables", "load_entries", "log_to_wandb", "read_entry", "submit",
+    "CLEAN", "SCHEMA_VERSION", "AttackInfo", "Comparison", "DatasetInfo", "ImageRecord", "IntervalInfo",
+    "MetricRecord", "ModelInfo", "Provenance", "RunResult", "SourceInfo", "SummaryRecord", "Timings", "TrackInfo", "Versions", "read_result", "result_from_json",
     "result_to_json", "results_heatmap", "results_markdown", "settings_hash", "track_name",
     "write_result",
 ]

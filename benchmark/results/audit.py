@@ -2,20 +2,20 @@
 
 A result file (and every leaderboard entry) carries, per image × target × condition, the integer
 pixel counts of :class:`~benchmark.results.schema.ImageRecord`. They add up over images, so the
-recorded mIoU, per-class IoU, pixel accuracy and success rate follow from them *exactly*;
-:func:`check_consistency` recomputes them and refuses a file whose numbers disagree (a hand-edited
-metric). ``benchmark verify`` re-runs the first K images and compares their counts with
+recorded mIoU, per-class IoU, pixel accuracy and success rate follow from them *exactly*, and so do
+the bootstrap intervals, seed summaries and comparisons (deterministic resampling);
+:func:`check_consistency` recomputes all of them and refuses a file whose numbers disagree (a
+hand-edited metric). ``benchmark verify`` re-runs the first K images and compares their counts with
 :func:`compare_images`.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 
 from benchmark.errors import ResultError
-from benchmark.metrics import scores_from_counts
-from benchmark.results.schema import CLEAN, ImageRecord, MetricRecord
+from benchmark.results.intervals import derive
+from benchmark.results.schema import ImageRecord, key_text
 
 #: |recorded - recomputed| allowed for a metric value. The recomputation uses the same integer counts
 #: and the same arithmetic, so an untouched file agrees to the last bit; the slack only absorbs JSON
@@ -23,50 +23,35 @@ from benchmark.results.schema import CLEAN, ImageRecord, MetricRecord
 METRIC_TOLERANCE = 1e-12
 
 
-def metrics_from_images(images: Iterable[ImageRecord], num_classes: int) -> dict[tuple[str, str], MetricRecord]:
-    """(target, condition) -> MetricRecord, computed from the per-image counts alone."""
-    totals: dict[tuple[str, str], list[list[int]]] = defaultdict(lambda: [[0] * num_classes for _ in range(3)])
-    fooled: dict[tuple[str, str], int] = defaultdict(int)
-    counted: dict[tuple[str, str], int] = defaultdict(int)
-    clean_correct: dict[tuple[str, str], int] = defaultdict(int)  # (target, image) -> correct on clean
-    for record in images:
-        key = (record.target, record.condition)
-        inter, pred, gt = totals[key]
-        for k, i, p, g in zip(record.classes, record.intersection, record.predicted, record.labelled):
-            inter[k] += i
-            pred[k] += p
-            gt[k] += g
-        counted[key] += 1
-        if record.condition == CLEAN:
-            clean_correct[record.target] += sum(record.intersection)
-        else:
-            fooled[key] += record.fooled
-    out = {}
-    for (target, condition), (inter, pred, gt) in totals.items():
-        scores = scores_from_counts(inter, pred, gt, counted[(target, condition)])
-        success = None
-        if condition != CLEAN and clean_correct.get(target):
-            success = fooled[(target, condition)] / clean_correct[target]
-        out[(target, condition)] = MetricRecord.from_scores(target, condition, scores, success)
-    return out
+def derive_from(record) -> tuple:
+    """:func:`benchmark.results.intervals.derive` for a RunResult or a LeaderboardEntry."""
+    return derive(record.images, targets=record.targets, sources=record.source_ids, attacks=record.attack_names,
+                  seeds=record.seeds, num_classes=len(record.dataset.class_names), intervals=record.intervals)
 
 
-def check_consistency(metrics: Iterable[MetricRecord], images: Iterable[ImageRecord], num_classes: int,
-                      file: str) -> None:
-    """Raise ResultError if any recorded metric differs from its recomputation from the image records."""
-    recomputed = metrics_from_images(images, num_classes)
-    for record in metrics:
-        fresh = recomputed.get((record.target, record.condition))
-        if fresh is None:
-            raise ResultError(f"{file}: no image records for {record.target}/{record.condition}")
-        pairs = [("miou", record.miou, fresh.miou), ("pixel_accuracy", record.pixel_accuracy, fresh.pixel_accuracy),
-                 ("success_rate", record.success_rate, fresh.success_rate),
-                 *((f"per_class_iou[{k}]", a, b) for k, (a, b) in
-                   enumerate(zip(record.per_class_iou, fresh.per_class_iou)))]
-        for name, stored, again in pairs:
-            if not _close(stored, again):
-                raise ResultError(f"{file}: {record.target}/{record.condition} {name} is {stored} but its image "
-                                  f"records give {again}: the file was altered")
+def check_consistency(record, file: str) -> None:
+    """Raise ResultError if any metric, interval, seed summary or comparison of ``record`` (a RunResult
+    or a LeaderboardEntry) differs from its recomputation from the record's own image records."""
+    metrics, summaries, comparisons = derive_from(record)
+    compare_records(record.metrics, metrics, file, key=lambda r: r.key_text)
+    compare_records(record.summaries, summaries, file, key=lambda r: f"summary {r.target}/{r.source}/{r.condition}")
+    compare_records(record.comparisons, comparisons, file,
+                    key=lambda r: f"comparison {r.target}/{r.source}/{r.first}-{r.second}")
+
+
+def compare_records(stored: Iterable, fresh: Iterable, file: str, key) -> None:
+    """Field-by-field equality (floats to :data:`METRIC_TOLERANCE`) of two record sequences."""
+    fresh_by_key = {key(r): r for r in fresh}
+    stored = list(stored)
+    if sorted(map(key, stored)) != sorted(fresh_by_key):
+        extra = sorted(set(map(key, stored)) ^ set(fresh_by_key))
+        raise ResultError(f"{file}: records {extra[:3]} do not follow from the image records")
+    for record in stored:
+        again = fresh_by_key[key(record)]
+        for name, value in vars(record).items():
+            if not _same(value, getattr(again, name)):
+                raise ResultError(f"{file}: {key(record)} {name} is {value} but its image records give "
+                                  f"{getattr(again, name)}: the file was altered")
 
 
 def compare_images(recorded: Iterable[ImageRecord], rerun: Iterable[ImageRecord],
@@ -77,18 +62,18 @@ def compare_images(recorded: Iterable[ImageRecord], rerun: Iterable[ImageRecord]
     pixels (0: exact, the CPU default; GPU kernels may need a little slack). Returns one line per
     disagreeing record; an empty list means agreement.
     """
-    stored = {(r.image, r.target, r.condition): r for r in recorded}
+    stored = {(r.image, *r.key): r for r in recorded}
     problems = []
     for fresh in rerun:
-        key = (fresh.image, fresh.target, fresh.condition)
+        key = (fresh.image, *fresh.key)
         old = stored.get(key)
         if old is None:
-            problems.append(f"{'/'.join(key)}: not in the entry")
+            problems.append(f"{fresh.image}/{key_text(fresh.key)}: not in the entry")
             continue
         valid = max(sum(fresh.labelled), 1)
         worst = max(_count_gap(old, fresh), abs((old.fooled or 0) - (fresh.fooled or 0))) / valid
         if worst > tolerance:
-            problems.append(f"{'/'.join(key)}: counts differ by up to {worst:.2%} of the valid pixels")
+            problems.append(f"{fresh.image}/{key_text(fresh.key)}: counts differ by up to {worst:.2%} of the valid pixels")
     return problems
 
 
@@ -101,7 +86,9 @@ def _count_gap(a: ImageRecord, b: ImageRecord) -> int:
                 for x, y in zip(ta.get(k, (0, 0, 0)), tb.get(k, (0, 0, 0)))), default=0)
 
 
-def _close(a: float | None, b: float | None) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    return abs(a - b) <= METRIC_TOLERANCE
+def _same(a, b) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return a is not None and b is not None and abs(a - b) <= METRIC_TOLERANCE
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b

@@ -21,23 +21,26 @@ from pathlib import Path
 from benchmark.errors import ResultError
 from benchmark.results import codec
 from benchmark.results.io import Migration, load_json, migrate, read_record, write_json_atomic
+from benchmark.results.migrations import entry_v1_to_v2
 from benchmark.results.schema import (
     CLEAN,
     AttackInfo,
     DatasetInfo,
     ImageRecord,
+    IntervalInfo,
     MetricRecord,
     ModelInfo,
     RunResult,
     SourceInfo,
+    SummaryRecord,
     Versions,
     check_image_records,
 )
 from benchmark.results.tracks import TrackInfo, short_hash
 
-ENTRY_SCHEMA_VERSION = 1
+ENTRY_SCHEMA_VERSION = 2
 # Entry migrations, as for results (benchmark.results.io): version v -> raw dict of version v + 1.
-ENTRY_MIGRATIONS: dict[int, Migration] = {}
+ENTRY_MIGRATIONS: dict[int, Migration] = {1: entry_v1_to_v2}
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.+=-]+$")
 
 
@@ -45,8 +48,9 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.+=-]+$")
 class LeaderboardEntry:
     """One attack from one source on one dataset under one track, scored on each target.
 
-    ``metrics`` holds, for each target, its "clean" record and its record under ``attack.name``;
-    ``models`` are the source model(s) and the targets, with configs and checksums."""
+    ``metrics`` holds, for each target, its "clean" record and its record under ``attack.name`` for
+    each of ``seeds``; ``summaries`` the seed mean per target with its interval; ``models`` are the
+    source model(s) and the targets, with configs and checksums."""
 
     schema_version: int
     dataset: DatasetInfo
@@ -54,10 +58,12 @@ class LeaderboardEntry:
     source: SourceInfo
     attack: AttackInfo
     models: tuple[ModelInfo, ...]
-    seed: int
+    seeds: tuple[int, ...]
     adv_format: str
+    intervals: IntervalInfo
     versions: Versions
     metrics: tuple[MetricRecord, ...]
+    summaries: tuple[SummaryRecord, ...]
     images: tuple[ImageRecord, ...]
 
     def __post_init__(self) -> None:
@@ -66,24 +72,46 @@ class LeaderboardEntry:
                               f"got {self.schema_version}")
         if self.attack.track != self.track:
             raise ResultError(f"entry track {self.track.name!r} differs from the attack's track")
-        conditions = {(r.target, r.condition) for r in self.metrics}
-        expected = {(t, c) for t in self.targets for c in (CLEAN, self.attack.name)}
-        if conditions != expected or len(conditions) != len(self.metrics):
-            raise ResultError(f"entry '{self.attack.name}': metrics must hold clean and attacked "
-                              f"records of each target exactly once")
-        check_image_records(self.images, {(r.target, r.condition): r for r in self.metrics}, self.dataset)
+        keys = {r.key for r in self.metrics}
+        expected = {k for t in self.targets for k in
+                    [(t, None, CLEAN, None), *((t, self.source.id, self.attack.name, s) for s in self.seeds)]}
+        if keys != expected or len(keys) != len(self.metrics):
+            raise ResultError(f"entry '{self.attack.name}': metrics must hold the clean record and one attacked "
+                              f"record per seed of each target, exactly once")
+        if sorted(r.target for r in self.summaries) != sorted(self.targets):
+            raise ResultError(f"entry '{self.attack.name}': one seed summary per target")
+        check_image_records(self.images, {r.key: r for r in self.metrics}, self.dataset)
 
     @property
     def targets(self) -> tuple[str, ...]:
         """Target names in model order."""
         return tuple(m.name for m in self.models if "target" in m.roles)
 
+    @property
+    def source_ids(self) -> tuple[str, ...]:
+        return (self.source.id,)
+
+    @property
+    def attack_names(self) -> tuple[str, ...]:
+        return (self.attack.name,)
+
+    @property
+    def comparisons(self) -> tuple:
+        """An entry holds one attack: nothing to compare (kept for :func:`check_consistency`)."""
+        return ()
+
     def miou(self, target: str, condition: str) -> float:
-        """mIoU of ``target`` under ``condition`` ("clean" or the attack's name)."""
-        for r in self.metrics:
-            if r.target == target and r.condition == condition:
-                return r.miou
-        raise KeyError((target, condition))
+        """mIoU of ``target`` under ``condition``: "clean", or the attack's name (the mean over seeds)."""
+        if condition == CLEAN:
+            return next(r.miou for r in self.metrics if r.target == target and r.condition == CLEAN)
+        return self.summary(target).miou_mean
+
+    def summary(self, target: str) -> SummaryRecord:
+        """The seed summary of ``target`` (KeyError if the entry lacks it)."""
+        for r in self.summaries:
+            if r.target == target:
+                return r
+        raise KeyError(target)
 
     def model(self, name: str) -> ModelInfo:
         """The model record named ``name``."""
@@ -107,17 +135,27 @@ class LeaderboardEntry:
 
 
 def entries_from_result(result: RunResult) -> tuple[LeaderboardEntry, ...]:
-    """Split a run into one entry per attack (each attack has its own track)."""
+    """Split a run into one entry per (source, attack) (each attack has its own track). An entry's
+    models are its source's models and the run's targets."""
     entries = []
-    for attack in result.attacks:
-        if attack.track is None:
-            raise ResultError(f"attack '{attack.name}' has no track (its settings lack eps or steps)")
-        entries.append(LeaderboardEntry(
-            schema_version=ENTRY_SCHEMA_VERSION, dataset=result.dataset, track=attack.track,
-            source=result.source, attack=attack, models=result.models, seed=result.seed,
-            adv_format=result.adv_format, versions=result.versions,
-            metrics=tuple(r for r in result.metrics if r.condition in (CLEAN, attack.name)),
-            images=tuple(r for r in result.images if r.condition in (CLEAN, attack.name))))
+    for source in result.sources:
+        models = tuple(ModelInfo(m.name, tuple(r for r in m.roles if r == "target" or m.name in source.models),
+                                 m.config, m.checkpoint_sha256, m.inference_mode)
+                       for m in result.models if "target" in m.roles or m.name in source.models)
+        for attack in result.attacks:
+            if attack.track is None:
+                raise ResultError(f"attack '{attack.name}' has no track (its settings lack eps or steps)")
+
+            def keep(r, source=source, attack=attack) -> bool:
+                return r.condition == CLEAN or (r.source == source.id and r.condition == attack.name)
+
+            entries.append(LeaderboardEntry(
+                schema_version=ENTRY_SCHEMA_VERSION, dataset=result.dataset, track=attack.track,
+                source=source, attack=attack, models=models, seeds=result.seeds,
+                adv_format=result.adv_format, intervals=result.intervals, versions=result.versions,
+                metrics=tuple(r for r in result.metrics if keep(r)),
+                summaries=tuple(r for r in result.summaries if r.source == source.id and r.condition == attack.name),
+                images=tuple(r for r in result.images if keep(r))))
     return tuple(entries)
 
 

@@ -20,14 +20,15 @@ from typing import Any, TypeVar
 from benchmark.errors import ResultError
 from benchmark.fileio import write_atomic
 from benchmark.results import codec
+from benchmark.results.migrations import result_v1_to_v2
 from benchmark.results.schema import SCHEMA_VERSION, RunResult
 
 T = TypeVar("T")
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
 
-# RunResult migrations: version v -> function upgrading a raw dict from v to v + 1. Version 1 is the
-# first published schema, so there is nothing to migrate yet; add entries here, never edit old ones.
-MIGRATIONS: dict[int, Migration] = {}
+# RunResult migrations: version v -> function upgrading a raw dict from v to v + 1 (see
+# benchmark.results.migrations); add entries here, never edit old ones.
+MIGRATIONS: dict[int, Migration] = {1: result_v1_to_v2}
 
 
 def _reject_constant(name: str) -> float:

@@ -25,7 +25,7 @@ from benchmark.results.entry import (
 )
 from benchmark.results.io import read_result
 from benchmark.results.ranking import Table, build_tables
-from benchmark.results.render import header, heatmap_name, leaderboard_html, leaderboard_markdown
+from benchmark.results.render import header, heatmap_name, leaderboard_html, leaderboard_markdown, next_text
 from benchmark.results.report import heatmap_png
 from benchmark.results.audit import check_consistency
 from benchmark.results.schema import SHA256_RE, RunResult
@@ -63,7 +63,7 @@ def check_submittable(result: RunResult, file: str) -> None:
     for name, value in vars(result.versions).items():
         if not value:
             raise ResultError(f"{file}: versions.{name} is empty")
-    check_consistency(result.metrics, result.images, len(d.class_names), file)
+    check_consistency(result, file)
 
 
 def submit(result_path: str | os.PathLike[str],
@@ -133,10 +133,12 @@ def log_to_wandb(tables: Sequence[Table], project: str, mode: str = "offline",
             columns = header(table)
             data = []
             for row in table.rows:
-                percents = (None if v is None else 100.0 * v
-                            for v in (row.blackbox_mean, row.whitebox, *row.cells))
-                data.append([row.rank, row.attack, *percents, ", ".join(row.missing), row.seed,
-                             row.settings_hash, row.entry_id])
+                percent = lambda v: None if v is None else 100.0 * v  # noqa: E731
+                ci = (f"[{percent(row.blackbox_ci[0]):.2f}, {percent(row.blackbox_ci[1]):.2f}]"
+                      if row.blackbox_ci else None)
+                data.append([row.rank, row.attack, f"{percent(row.blackbox_mean):.2f} {ci}" if ci else None,
+                             next_text(row), percent(row.whitebox), *map(percent, row.cells),
+                             ", ".join(row.missing), ",".join(map(str, row.seeds)), row.settings_hash, row.entry_id])
             run.log({f"leaderboard/{table.key}": wandb.Table(columns=columns, data=data)})
         return str(run.dir)
     finally:

@@ -12,12 +12,16 @@ from dataclasses import dataclass
 
 from benchmark.errors import ResultError
 from benchmark.results.entry import LeaderboardEntry
+from benchmark.results.intervals import interval_of, mean_miou_draws
 from benchmark.results.schema import CLEAN, DatasetInfo, SourceInfo
 from benchmark.results.tracks import TrackInfo
 
 RANKING_RULE = (
     "Within each table (one dataset, track and source), attacks are ranked by their mean adversarial "
-    "mIoU over the black-box targets (targets that are not a source model); lower is stronger. The "
+    "mIoU over the black-box targets (targets that are not a source model; each target's mIoU is the "
+    "mean over the entry's seeds); lower is stronger. Each mean has its 95 % interval (paired bootstrap "
+    "over the images); '≈ next' marks a rank whose difference from the next rank has an interval that "
+    "contains 0: those two are not distinguishable on these images. The "
     "white-box mIoU (target = source) is shown beside it and does not enter the ranking. An entry "
     "that lacks a black-box target which another entry of the same table has is marked 'missing', is "
     "ranked after every complete entry, and is ordered among the incomplete entries by the mean over "
@@ -28,17 +32,24 @@ RANKING_RULE = (
 
 @dataclass(frozen=True)
 class Row:
-    """One ranked entry. mIoU values are fractions; None where the entry lacks the target."""
+    """One ranked entry. mIoU values are fractions; None where the entry lacks the target.
+
+    ``blackbox_ci`` is the 95 % interval of ``blackbox_mean``; ``next_difference`` the interval of
+    (this row's black-box mean minus the next row's), None for the last row or when the two are not
+    comparable (other images or interval settings); ``tied_with_next`` says it contains 0."""
 
     rank: int
     attack: str
     settings_hash: str
     entry_id: str
-    seed: int
+    seeds: tuple[int, ...]
     blackbox_mean: float | None
+    blackbox_ci: tuple[float, float] | None
     whitebox: float | None
     cells: tuple[float | None, ...]
     missing: tuple[str, ...]
+    next_difference: tuple[float, float] | None
+    tied_with_next: bool
 
 
 @dataclass(frozen=True)
@@ -109,12 +120,31 @@ def rank_table(entries: Iterable[LeaderboardEntry]) -> Table:
         group = 2 if mean is None else (1 if missing else 0)
         key = (group, round(mean, 10) if mean is not None else 0.0, name, e.attack.settings_hash,
                e.content_hash)
-        return key, (name, e.attack.settings_hash, e.content_hash, e.seed, mean, whitebox, cells, missing)
+        return key, e, (name, e.attack.settings_hash, e.content_hash, e.seeds, mean), (whitebox, cells, missing)
 
     ordered = sorted((row_data(e) for e in entries), key=lambda kv: kv[0])
-    rows = tuple(Row(i + 1, *data) for i, (_, data) in enumerate(ordered))
+    draws = [_blackbox_draws(e, black) for _, e, _, _ in ordered]
+    rows = []
+    for i, (_, e, head, tail) in enumerate(ordered):
+        ci = interval_of(draws[i][1], e.intervals.level) if draws[i] else None
+        following = draws[i + 1] if i + 1 < len(ordered) else None
+        comparable = (draws[i] and following and draws[i][0] == following[0]
+                      and e.intervals == ordered[i + 1][1].intervals and tail[2] == ordered[i + 1][3][2])
+        difference = interval_of(draws[i][1] - following[1], e.intervals.level) if comparable else None
+        tied = difference is not None and difference[0] <= 0 <= difference[1]
+        rows.append(Row(i + 1, *head, ci, *tail, difference, tied))
+    rows = tuple(rows)
     return Table(dataset=entries[0].dataset, track=entries[0].track, source=source, targets=targets,
                  white_box=tuple(t in source.models for t in targets), clean=clean, rows=rows)
+
+
+def _blackbox_draws(entry: LeaderboardEntry, black: list[str]):
+    """(image names, bootstrap draws of the entry's black-box mean) or None without black-box targets."""
+    present = [t for t in black if t in entry.targets]
+    if not present:
+        return None
+    keys = [[(t, entry.source.id, entry.attack.name, seed) for seed in entry.seeds] for t in present]
+    return mean_miou_draws(entry.images, keys, len(entry.dataset.class_names), entry.intervals)
 
 
 def build_tables(entries: Iterable[LeaderboardEntry]) -> tuple[Table, ...]:

@@ -12,13 +12,15 @@ import html
 from collections.abc import Sequence
 
 from benchmark.results.ranking import RANKING_RULE, Row, Table
-from benchmark.results.report import WHITE_BOX_MARK, pct
+from benchmark.results.report import WHITE_BOX_MARK, ci_text, diff_text, pct
 
 TITLE = "TranSegPGD Bench leaderboard"
 GENERATED = "Generated from the leaderboard entries by `benchmark leaderboard build`; never edit by hand."
-UNITS = "mIoU values are percentages with 2 decimals; '-' marks a target the entry lacks."
-FIXED_COLUMNS = ("rank", "attack", "black-box mean", "white-box")
-TRAILING_COLUMNS = ("missing", "seed", "settings", "entry")
+UNITS = ("mIoU values are percentages with 2 decimals, [95 % interval]; '-' marks a target the entry lacks; "
+         "'vs next' is the difference from the next rank's black-box mean, in points, with its interval.")
+FIXED_COLUMNS = ("rank", "attack", "black-box mean", "vs next", "white-box")
+TRAILING_COLUMNS = ("missing", "seeds", "settings", "entry")
+TIED = "not distinguishable"
 
 
 def heatmap_name(table: Table) -> str:
@@ -43,11 +45,21 @@ def header(table: Table) -> list[str]:
     return [*FIXED_COLUMNS, *target_headers(table), *TRAILING_COLUMNS]
 
 
+def next_text(row: Row) -> str:
+    """``not distinguishable (-0.47 [-1.33, +0.20])``, ``-1.20 [-2.10, -0.30]``, or ``-``."""
+    if row.next_difference is None:
+        return "-"
+    low, high = row.next_difference
+    interval = f"[{diff_text(low)}, {diff_text(high)}]"
+    return f"{TIED} {interval}" if row.tied_with_next else interval
+
+
 def row_cells(row: Row) -> list[str]:
     """Displayed cells of a row, aligned with :func:`header`."""
     rank = f"{row.rank}" + (" (missing)" if row.missing else "")
-    return [rank, row.attack, pct(row.blackbox_mean), pct(row.whitebox), *(pct(v) for v in row.cells),
-            ", ".join(row.missing), str(row.seed), row.settings_hash, row.entry_id]
+    mean = pct(row.blackbox_mean) + (f" {ci_text(row.blackbox_ci)}" if row.blackbox_ci else "")
+    return [rank, row.attack, mean, next_text(row), pct(row.whitebox), *(pct(v) for v in row.cells),
+            ", ".join(row.missing), ",".join(map(str, row.seeds)), row.settings_hash, row.entry_id]
 
 
 def _sections(tables: Sequence[Table]) -> list[tuple[str, list[Table]]]:
@@ -106,15 +118,15 @@ _JS = """document.querySelectorAll("table.board").forEach(function(table){
 
 def _kinds(table: Table) -> list[str]:
     """Sort type per column: "num" or "text"."""
-    return ["num", "text", "num", "num", *["num"] * len(table.targets), "text", "num", "text", "text"]
+    return ["num", "text", "num", "text", "num", *["num"] * len(table.targets), "text", "text", "text", "text"]
 
 
 def _sort_values(row: Row) -> list[str]:
     """Exact values the script sorts by ('' for none), aligned with :func:`header`."""
     def num(v: float | int | None) -> str:
         return "" if v is None else repr(v)
-    return [num(row.rank), row.attack, num(row.blackbox_mean), num(row.whitebox),
-            *(num(v) for v in row.cells), ", ".join(row.missing), num(row.seed), row.settings_hash,
+    return [num(row.rank), row.attack, num(row.blackbox_mean), next_text(row), num(row.whitebox),
+            *(num(v) for v in row.cells), ", ".join(row.missing), ",".join(map(str, row.seeds)), row.settings_hash,
             row.entry_id]
 
 

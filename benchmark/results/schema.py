@@ -5,14 +5,19 @@ Conventions: every key is always present; numbers are JSON numbers; scores are f
 and ground truth; success rate of the clean condition, or of an attack when no valid pixel was correct
 on clean images). Objects check their own consistency in ``__post_init__`` and raise ``ResultError``.
 
+A run evaluates every target on the clean images once and on the adversarial images of every
+(source, attack, seed). Records are keyed accordingly: a clean record has ``source`` and ``seed``
+null; an attacked record names its source (``SourceInfo.id``) and seed. The per-image records are the
+ground truth: every metric, interval, seed summary and attack comparison is derived from them
+(:func:`benchmark.results.intervals.derive`), and readers check that (:mod:`benchmark.results.audit`).
+
 Construction (results writer)::
 
     attack = AttackInfo.from_settings("transegpgd+mi", attack_fn.settings)   # hash + track derived
-    record = MetricRecord.from_scores("segformer_b0", "transegpgd+mi", scores, success_rate=0.41)
+    metrics, summaries, comparisons = derive(images, ...)                    # from the image records
     result = RunResult(schema_version=SCHEMA_VERSION, dataset=DatasetInfo(...), models=(...),
-                       source=SourceInfo(models=("pspnet_r50",), ensemble=None), attacks=(attack,),
-                       seed=0, adv_format="float", versions=Versions.current(mmseg=...),
-                       timings=Timings(wall_s=12.0, images_per_s=0.8), metrics=(record, ...))
+                       sources=(SourceInfo(models=("pspnet_r50",), ensemble=None),), attacks=(attack,),
+                       seeds=(0,), adv_format="float", intervals=IntervalInfo.default(), ...)
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Any
 from benchmark.errors import ResultError
 from benchmark.results.tracks import TrackInfo, settings_hash, track_from_settings
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CLEAN = "clean"  # the condition name of unattacked images
 ROLES = ("source", "target")
 INFERENCE_MODES = ("whole", "slide")
@@ -185,46 +190,159 @@ class Timings:
         _check(self.wall_s >= 0 and self.images_per_s >= 0, "timings must be non-negative")
 
 
+def _interval(value: tuple[float, ...] | None, name: str, fraction: bool = True) -> None:
+    if value is None:
+        return
+    _check(len(value) == 2 and value[0] <= value[1], f"{name} must be [low, high] with low <= high, got {value!r}")
+    if fraction:
+        for v in value:
+            _fraction(v, name)
+
+
+def _condition_key(condition: str, source: str | None, seed: int | None, where: str) -> None:
+    _check((condition == CLEAN) == (source is None) == (seed is None),
+           f"{where}: source and seed must be null exactly for the clean condition")
+
+
+@dataclass(frozen=True)
+class IntervalInfo:
+    """How the intervals were computed: ``method`` (words), ``level`` (e.g. 0.95), ``resamples``
+    (bootstrap draws) and ``seed`` (of the resampling generator). See :mod:`benchmark.metrics.bootstrap`."""
+
+    method: str
+    level: float
+    resamples: int
+    seed: int
+
+    def __post_init__(self) -> None:
+        _check(0 < self.level < 1 and self.resamples >= 1, "intervals: level must be in (0, 1), resamples >= 1")
+
+    @classmethod
+    def default(cls, resamples: int | None = None, seed: int = 0) -> IntervalInfo:
+        from benchmark.metrics.bootstrap import DEFAULT_LEVEL, DEFAULT_RESAMPLES, METHOD
+
+        return cls(method=METHOD, level=DEFAULT_LEVEL, resamples=resamples or DEFAULT_RESAMPLES, seed=seed)
+
+
 @dataclass(frozen=True)
 class MetricRecord:
-    """Scores of one ``target`` under one ``condition`` ("clean" or an attack's canonical name).
+    """Scores of one ``target`` under one condition: "clean", or attack ``condition`` from ``source``
+    with ``seed``. ``miou_ci`` / ``success_rate_ci`` are the bootstrap intervals [low, high].
 
-    ``success_rate`` is None for "clean" and for an attack when no valid pixel was correct on clean."""
+    ``success_rate`` (and its interval) is None for "clean" and for an attack when no valid pixel was
+    correct on clean images."""
 
     target: str
+    source: str | None
     condition: str
+    seed: int | None
     miou: float
+    miou_ci: tuple[float, ...]
     per_class_iou: tuple[float | None, ...]
     pixel_accuracy: float
     success_rate: float | None
+    success_rate_ci: tuple[float, ...] | None
     num_images: int
 
     def __post_init__(self) -> None:
-        where = f"metrics[{self.target}/{self.condition}]"
+        where = f"metrics[{self.key_text}]"
+        _condition_key(self.condition, self.source, self.seed, where)
         for name in ("miou", "pixel_accuracy", "success_rate"):
             _fraction(getattr(self, name), f"{where}.{name}")
         for k, iou in enumerate(self.per_class_iou):
             _fraction(iou, f"{where}.per_class_iou[{k}]")
+        _interval(self.miou_ci, f"{where}.miou_ci")
+        _interval(self.success_rate_ci, f"{where}.success_rate_ci")
         _check(self.condition != CLEAN or self.success_rate is None,
                f"{where}.success_rate must be null for the clean condition")
+        _check((self.success_rate is None) == (self.success_rate_ci is None),
+               f"{where}: success_rate_ci must be null exactly when success_rate is")
 
-    @classmethod
-    def from_scores(cls, target: str, condition: str, scores: Any,
-                    success_rate: float | None = None) -> MetricRecord:
-        """From :class:`benchmark.metrics.Scores`; a NaN success rate becomes None."""
-        if success_rate is not None and math.isnan(success_rate):
-            success_rate = None
-        _check(not math.isnan(scores.miou), f"metrics[{target}/{condition}]: no valid pixel was scored")
-        return cls(target=target, condition=condition, miou=scores.miou,
-                   per_class_iou=tuple(scores.per_class_iou), pixel_accuracy=scores.pixel_accuracy,
-                   success_rate=success_rate, num_images=scores.num_images)
+    @property
+    def key(self) -> tuple[str, str | None, str, int | None]:
+        return (self.target, self.source, self.condition, self.seed)
+
+    @property
+    def key_text(self) -> str:
+        return key_text(self.key)
+
+
+def key_text(key: tuple[str, str | None, str, int | None]) -> str:
+    """``target/clean`` or ``target/source/attack@seed``: a record key for messages."""
+    target, source, condition, seed = key
+    return f"{target}/{condition}" if source is None else f"{target}/{source}/{condition}@{seed}"
+
+
+@dataclass(frozen=True)
+class SummaryRecord:
+    """One (``source``, ``target``, attack ``condition``) over all ``seeds``: the mean and sample
+    standard deviation (None with one seed) of the per-seed mIoU and success rate, and the bootstrap
+    interval of the seed mean (images resampled with all their seeds: the seeds are pooled)."""
+
+    target: str
+    source: str
+    condition: str
+    seeds: tuple[int, ...]
+    miou_mean: float
+    miou_std: float | None
+    miou_ci: tuple[float, ...]
+    success_rate_mean: float | None
+    success_rate_std: float | None
+    success_rate_ci: tuple[float, ...] | None
+
+    def __post_init__(self) -> None:
+        where = f"summaries[{self.target}/{self.source}/{self.condition}]"
+        _check(self.condition != CLEAN and len(self.seeds) >= 1, f"{where}: an attack over at least one seed")
+        _fraction(self.miou_mean, f"{where}.miou_mean")
+        _fraction(self.success_rate_mean, f"{where}.success_rate_mean")
+        _interval(self.miou_ci, f"{where}.miou_ci")
+        _interval(self.success_rate_ci, f"{where}.success_rate_ci")
+        for name in ("miou_std", "success_rate_std"):
+            value = getattr(self, name)
+            _check(value is None or (math.isfinite(value) and value >= 0), f"{where}.{name} must be >= 0")
+        _check((self.miou_std is None) == (len(self.seeds) == 1), f"{where}: miou_std is null exactly for one seed")
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Attack ``first`` minus attack ``second`` on one (``source``, ``target``): the difference of
+    their seed-mean mIoU (fractions; negative: ``first`` leaves a lower mIoU, i.e. is stronger) and
+    its paired bootstrap interval; ``distinguishable`` is True when the interval excludes 0."""
+
+    target: str
+    source: str
+    first: str
+    second: str
+    difference: float
+    ci: tuple[float, ...]
+    distinguishable: bool
+
+    def __post_init__(self) -> None:
+        where = f"comparisons[{self.target}/{self.source}/{self.first}-{self.second}]"
+        _check(self.first != self.second, f"{where}: an attack compared with itself")
+        _interval(self.ci, f"{where}.ci", fraction=False)
+        _check(self.distinguishable == (self.ci[0] > 0 or self.ci[1] < 0),
+               f"{where}: distinguishable must say whether the interval excludes 0")
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a run's adversarial images came from when it did not craft them: ``benchmark evaluate``
+    read the saved set described by the manifest at ``adv_dir`` with sha256 ``manifest_sha256``."""
+
+    adv_dir: str
+    manifest_sha256: str
+
+    def __post_init__(self) -> None:
+        _check(bool(SHA256_RE.match(self.manifest_sha256)), "provenance.manifest_sha256 must be 64 hex")
 
 
 @dataclass(frozen=True)
 class ImageRecord:
     """Pixel counts of one ``image`` for one ``target`` under one ``condition``: the audit trail.
 
-    Over valid pixels (label != ignore_index): for each class in ``classes`` (ascending; classes
+    ``source`` and ``seed`` are null for "clean" and name the attacked condition's source and seed
+    otherwise. Over valid pixels (label != ignore_index): for each class in ``classes`` (ascending; classes
     with all-zero counts are left out) the pixels predicted correctly (``intersection``), predicted as
     the class (``predicted``) and labelled as the class (``labelled``). ``fooled`` counts the valid
     pixels correct on the clean image and wrong under this attack (None for "clean"). The counts add
@@ -233,7 +351,9 @@ class ImageRecord:
 
     image: str
     target: str
+    source: str | None
     condition: str
+    seed: int | None
     classes: tuple[int, ...]
     intersection: tuple[int, ...]
     predicted: tuple[int, ...]
@@ -241,7 +361,8 @@ class ImageRecord:
     fooled: int | None
 
     def __post_init__(self) -> None:
-        where = f"images[{self.image}/{self.target}/{self.condition}]"
+        where = f"images[{self.image}/{key_text(self.key)}]"
+        _condition_key(self.condition, self.source, self.seed, where)
         n = len(self.classes)
         _check(len(self.intersection) == len(self.predicted) == len(self.labelled) == n,
                f"{where}: classes, intersection, predicted and labelled must have equal lengths")
@@ -252,21 +373,30 @@ class ImageRecord:
                f"{where}: fooled must be null exactly for the clean condition")
         _check(self.fooled is None or 0 <= self.fooled <= sum(self.labelled), f"{where}: fooled out of range")
 
+    @property
+    def key(self) -> tuple[str, str | None, str, int | None]:
+        return (self.target, self.source, self.condition, self.seed)
+
 
 @dataclass(frozen=True)
 class RunResult:
-    """One evaluation run (``results.json``): every target x condition ("clean" + each attack)."""
+    """One evaluation run (``results.json``): every target under "clean" and under each attack of
+    each source and seed; plus the seed summaries and attack comparisons derived from the images."""
 
     schema_version: int
     dataset: DatasetInfo
     models: tuple[ModelInfo, ...]
-    source: SourceInfo
+    sources: tuple[SourceInfo, ...]
     attacks: tuple[AttackInfo, ...]
-    seed: int
+    seeds: tuple[int, ...]
     adv_format: str
+    intervals: IntervalInfo
+    provenance: Provenance | None
     versions: Versions
     timings: Timings
     metrics: tuple[MetricRecord, ...]
+    summaries: tuple[SummaryRecord, ...]
+    comparisons: tuple[Comparison, ...]
     images: tuple[ImageRecord, ...]
 
     def __post_init__(self) -> None:
@@ -274,55 +404,98 @@ class RunResult:
                f"schema_version must be {SCHEMA_VERSION} after migration, got {self.schema_version}")
         names = [m.name for m in self.models]
         _check(len(set(names)) == len(names), f"duplicate model names in {names}")
-        sources = [m.name for m in self.models if "source" in m.roles]
-        _check(sorted(sources) == sorted(self.source.models),
-               f"source.models {list(self.source.models)} must be the models with role 'source' {sources}")
+        ids = [s.id for s in self.sources]
+        _check(bool(ids) and len(set(ids)) == len(ids), f"sources must be non-empty and distinct, got {ids}")
+        in_sources = {name for s in self.sources for name in s.models}
+        role_sources = {m.name for m in self.models if "source" in m.roles}
+        _check(in_sources == role_sources,
+               f"the sources' models {sorted(in_sources)} must be the models with role 'source' {sorted(role_sources)}")
+        _check(bool(self.seeds) and len(set(self.seeds)) == len(self.seeds), f"seeds must be distinct, got {self.seeds}")
         attacks = [a.name for a in self.attacks]
         _check(len(set(attacks)) == len(attacks), f"duplicate attack names in {attacks}")
         _check(self.adv_format in ADV_FORMATS, f"adv_format must be one of {list(ADV_FORMATS)}")
-        index = {(r.target, r.condition): r for r in self.metrics}
-        _check(len(index) == len(self.metrics), "duplicate (target, condition) in metrics")
-        expected = {(t, c) for t in self.targets for c in (CLEAN, *attacks)}
-        _check(set(index) == expected, "metrics must hold exactly every target x condition; "
-               f"missing {sorted(expected - set(index))}, extra {sorted(set(index) - expected)}")
+        index = {r.key: r for r in self.metrics}
+        _check(len(index) == len(self.metrics), "duplicate record in metrics")
+        expected = set(self.condition_keys())
+        _check(set(index) == expected, "metrics must hold exactly every target x (clean, source x attack x seed); "
+               f"missing {sorted(map(key_text, expected - set(index)))}, extra {sorted(map(key_text, set(index) - expected))}")
         for r in self.metrics:
             _check(len(r.per_class_iou) == len(self.dataset.class_names),
-                   f"metrics[{r.target}/{r.condition}].per_class_iou has {len(r.per_class_iou)} "
+                   f"metrics[{r.key_text}].per_class_iou has {len(r.per_class_iou)} "
                    f"values for {len(self.dataset.class_names)} classes")
             _check(r.num_images == self.dataset.num_images,
-                   f"metrics[{r.target}/{r.condition}].num_images {r.num_images} != "
-                   f"dataset.num_images {self.dataset.num_images}")
+                   f"metrics[{r.key_text}].num_images {r.num_images} != dataset.num_images {self.dataset.num_images}")
+        summary_keys = [(r.target, r.source, r.condition) for r in self.summaries]
+        _check(sorted(summary_keys) == sorted((t, s.id, a) for t in self.targets for s in self.sources for a in attacks)
+               and all(r.seeds == self.seeds for r in self.summaries),
+               "summaries must hold exactly one record per target x source x attack, over the run's seeds")
         check_image_records(self.images, index, self.dataset)
+
+    def condition_keys(self) -> list[tuple[str, str | None, str, int | None]]:
+        """Every (target, source, condition, seed) the run scores, in a fixed order."""
+        return [key for t in self.targets for key in
+                [(t, None, CLEAN, None), *((t, s.id, a.name, seed) for s in self.sources
+                                           for a in self.attacks for seed in self.seeds)]]
 
     @property
     def targets(self) -> tuple[str, ...]:
         """Target model names, in the order of ``models``."""
         return tuple(m.name for m in self.models if "target" in m.roles)
 
-    def metric(self, target: str, condition: str) -> MetricRecord:
-        """The record of ``target`` under ``condition`` (KeyError if absent)."""
+    @property
+    def source_ids(self) -> tuple[str, ...]:
+        return tuple(s.id for s in self.sources)
+
+    @property
+    def attack_names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.attacks)
+
+    @property
+    def source(self) -> SourceInfo:
+        """The source of a single-source run (ResultError for a matrix run)."""
+        _check(len(self.sources) == 1, f"this run has {len(self.sources)} sources; name one")
+        return self.sources[0]
+
+    def metric(self, target: str, condition: str, source: str | None = None, seed: int | None = None) -> MetricRecord:
+        """The record of ``target`` under ``condition`` (clean, or an attack of ``source`` and ``seed``;
+        both default to the only source and the first seed). KeyError if absent."""
+        if condition != CLEAN:
+            source = self.source.id if source is None else source
+            seed = self.seeds[0] if seed is None else seed
         for r in self.metrics:
-            if r.target == target and r.condition == condition:
+            if r.key == (target, source, condition, seed):
                 return r
-        raise KeyError((target, condition))
+        raise KeyError((target, source, condition, seed))
 
-    def is_white_box(self, target: str) -> bool:
-        """True when ``target`` is (one of) the source model(s)."""
-        return target in self.source.models
+    def summary(self, target: str, condition: str, source: str | None = None) -> SummaryRecord:
+        """The seed summary of ``target`` under attack ``condition`` from ``source`` (default: the only one)."""
+        source = self.source.id if source is None else source
+        for r in self.summaries:
+            if (r.target, r.source, r.condition) == (target, source, condition):
+                return r
+        raise KeyError((target, source, condition))
+
+    def source_info(self, source_id: str) -> SourceInfo:
+        return next(s for s in self.sources if s.id == source_id)
+
+    def is_white_box(self, target: str, source: str | None = None) -> bool:
+        """True when ``target`` is (one of) the model(s) of ``source`` (default: the only source)."""
+        info = self.source if source is None else self.source_info(source)
+        return target in info.models
 
 
-def check_image_records(images: tuple[ImageRecord, ...], metrics: Mapping[tuple[str, str], MetricRecord],
+def check_image_records(images: tuple[ImageRecord, ...], metrics: Mapping[tuple, MetricRecord],
                         dataset: DatasetInfo) -> None:
-    """Every (target, condition) of ``metrics`` has one record per evaluated image, and no other."""
-    seen: dict[tuple[str, str], set[str]] = {key: set() for key in metrics}
+    """Every record key of ``metrics`` has one image record per evaluated image, and no other."""
+    seen: dict[tuple, set[str]] = {key: set() for key in metrics}
     for record in images:
-        key = (record.target, record.condition)
-        _check(key in seen, f"images: record for unknown target/condition {key}")
-        _check(record.image not in seen[key], f"images: duplicate record {record.image}/{key}")
+        key = record.key
+        _check(key in seen, f"images: record for unknown condition {key_text(key)}")
+        _check(record.image not in seen[key], f"images: duplicate record {record.image}/{key_text(key)}")
         _check(all(0 <= k < len(dataset.class_names) for k in record.classes),
                f"images[{record.image}]: class index out of range")
         seen[key].add(record.image)
     names = next(iter(seen.values()), set())
     for key, found in seen.items():
         _check(len(found) == dataset.num_images and found == names,
-               f"images: {key} has {len(found)} image records for {dataset.num_images} images")
+               f"images: {key_text(key)} has {len(found)} image records for {dataset.num_images} images")

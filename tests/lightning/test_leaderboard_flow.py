@@ -8,7 +8,7 @@ import pytest
 
 from benchmark.models.zoo import REPO_ROOT
 from benchmark.results import read_entry
-from benchmark.results.audit import metrics_from_images
+from benchmark.results.audit import derive_from
 from benchmark.results.codec import encode
 from benchmark.results.tracks import short_hash
 from tests.lightning.test_pipeline import data_root, single_run  # noqa: F401  (module fixtures)
@@ -73,12 +73,12 @@ def test_verify_catches_a_consistently_forged_entry(board, data_root, tmp_path):
     for record in entry.images:
         if record.image == first and record.condition != "clean":
             # claim the attack fooled fewer pixels: move predictions back onto the labels
-            record = type(record)(record.image, record.target, record.condition, record.classes,
-                                  record.labelled, record.labelled, record.labelled, 0)
+            record = type(record)(record.image, record.target, record.source, record.condition, record.seed,
+                                  record.classes, record.labelled, record.labelled, record.labelled, 0)
         forged_images.append(record)
-    metrics = metrics_from_images(forged_images, len(entry.dataset.class_names))
-    forged = type(entry)(**{**entry.__dict__, "images": tuple(forged_images),
-                            "metrics": tuple(metrics[(r.target, r.condition)] for r in entry.metrics)})
+    with_images = type(entry)(**{**entry.__dict__, "images": tuple(forged_images)})
+    metrics, summaries, _ = derive_from(with_images)
+    forged = type(entry)(**{**with_images.__dict__, "metrics": metrics, "summaries": summaries})
     raw = encode(forged)
     path = tmp_path / f"transegpgd-{short_hash(raw)}.json"
     path.write_text(json.dumps(raw))

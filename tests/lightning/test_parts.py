@@ -8,6 +8,7 @@ import torch
 
 from benchmark.errors import ConfigError
 from benchmark.lightning.attack_callback import AttackCallback, image_generators
+from benchmark.lightning import AdvKey
 from benchmark.lightning.cli import check_config
 from benchmark.lightning.datamodule import ShardSampler, collate
 from benchmark.models.zoo import REPO_ROOT
@@ -93,16 +94,38 @@ def test_attack_callback_handles_images_resized_away_from_their_labels():
             self.net = torch.nn.Conv2d(3, 3, 1)
 
         @property
-        def source(self):
-            return self.net
+        def sources(self):
+            return {"net": self.net}
 
     module = Source().eval()
     callback = AttackCallback(["pgd"], steps=2)
     batch = {"image": torch.rand(1, 3, 16, 24), "label": torch.randint(0, 3, (1, 8, 12)), "name": ["a"]}
     callback.on_validation_batch_start(pl.Trainer(logger=False, enable_progress_bar=False), module, batch, 0)
-    adv = batch["adv"]["pgd"]
+    adv = batch["adv"][AdvKey("net", "pgd", 0)]
     assert adv.shape == batch["image"].shape and batch["label"].shape == (1, 8, 12)
     assert (adv - batch["image"]).abs().max() <= 8 / 255 + 1e-6 and not torch.equal(adv, batch["image"])
+
+
+def test_callback_runs_every_attack_on_every_source_and_seed_with_shared_random_starts():
+    class Sources(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Conv2d(3, 3, 1), torch.nn.Conv2d(3, 3, 1)
+
+        @property
+        def sources(self):
+            return {"a": self.a, "b": self.b}
+
+    module = Sources().eval()
+    callback = AttackCallback(["pgd", "fgsm"], steps=1, seeds=[0, 5])
+    batch = {"image": torch.rand(2, 3, 8, 8), "label": torch.randint(0, 3, (2, 8, 8)), "name": ["x", "y"]}
+    callback.on_validation_batch_start(pl.Trainer(logger=False, enable_progress_bar=False), module, batch, 0)
+    assert list(batch["adv"]) == [AdvKey(s, a, seed) for s in "ab" for a in ("pgd", "fgsm") for seed in (0, 5)]
+    advs = batch["adv"]
+    assert not torch.equal(advs[AdvKey("a", "pgd", 0)], advs[AdvKey("a", "pgd", 5)])  # seeds differ
+    assert not torch.equal(advs[AdvKey("a", "pgd", 0)], advs[AdvKey("b", "pgd", 0)])  # sources differ
+    with pytest.raises(ConfigError, match="attack.seeds"):
+        AttackCallback(["pgd"], seeds=[1, 1])
 
 
 def test_attack_labels_follow_the_image_size_by_nearest_neighbour():

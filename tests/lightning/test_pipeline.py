@@ -72,7 +72,7 @@ def test_cli_run_writes_results_table_heatmap_and_wandb_files(single_run):
     media = wandb_files[0].parent / "files" / "media"
     tables = {re.sub(r"_\d+_[0-9a-f]+\.table\.json$", "", p.relative_to(media / "table").as_posix())
               for p in (media / "table").rglob("*.table.json")}
-    assert tables == {"results/miou_percent", *(f"per_class_iou/{t}" for t in TARGETS)}
+    assert tables == {"results/miou_percent", "results/comparisons_points", *(f"per_class_iou/{t}" for t in TARGETS)}
     assert list((media / "images" / "results").glob("heatmap*.png"))
     assert list((media / "images").glob("examples*.png")) and list((media / "images" / "mask").glob("*.png"))
     # the audit trail: per-image records for every image x target x condition
@@ -164,20 +164,129 @@ def test_model_problems_are_reported_before_any_batch(target, culprit, odd_zoo, 
     assert "Validation DataLoader" not in result.stderr + result.stdout
 
 
-def test_png_transfer_is_recorded_and_saved_files_stay_in_budget(data_root, tmp_path):
+def test_png_transfer_is_recorded_and_saved_files_stay_in_budget(saved_set, data_root):
     import numpy as np
     from PIL import Image
 
     from benchmark.data import build_dataset
+    from benchmark.results.adv_manifest import read_manifest
 
-    out = tmp_path / "run"
-    result = _run(_common(data_root, out, "--logger", "none", "--attack.attacks", "[pgd]",
-                          "--model.targets", "[default-deeplabv3-r18]", "--attack.adv_format", "png_uint8",
-                          "--results.save_adv", "true"), tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    out = saved_set
     assert read_result(out / "results.json").adv_format == "png_uint8"
+    manifest = read_manifest(out / "adv")
+    assert manifest.budgets[0].levels == 8 and manifest.seeds == (0,) and len(manifest.files) == 2 * 3
     for sample in build_dataset("synthetic-voc", data_root):
         clean = np.asarray(Image.open(out / "adv" / "clean" / f"{sample['name']}.png")).astype(int)
-        adv = np.asarray(Image.open(out / "adv" / "pgd" / f"{sample['name']}.png")).astype(int)
+        adv = np.asarray(Image.open(out / "adv" / "default-pspnet-r18" / "pgd" / "seed0" / f"{sample['name']}.png"))
+        adv = adv.astype(int)
         assert np.array_equal(clean, (sample["image"].permute(1, 2, 0).numpy() * 255).round().astype(int))
         assert np.abs(adv - clean).max() <= 8 and np.abs(adv - clean).max() > 0
+
+
+@pytest.fixture(scope="module")
+def saved_set(data_root, tmp_path_factory):
+    """An attacking run on two targets that saves its adversarial set (8-bit transfer)."""
+    tmp = tmp_path_factory.mktemp("saved")
+    result = _run(_common(data_root, tmp / "run", "--logger", "none", "--attack.attacks", "[pgd]",
+                          "--model.targets", "[default-pspnet-r18, default-deeplabv3-r18]",
+                          "--attack.adv_format", "png_uint8", "--results.save_adv", "true"), tmp)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return tmp / "run"
+
+
+def _evaluate(args, tmp_path):
+    env = {**os.environ, "WANDB_MODE": "offline", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "benchmark.cli", "evaluate", *args], capture_output=True,
+                          text=True, timeout=600, cwd=REPO_ROOT, env=env)
+
+
+@pytest.mark.slow
+def test_a_saved_set_evaluated_on_a_new_target_equals_evaluating_it_in_the_run(saved_set, data_root, tmp_path):
+    evaluated = _evaluate(["--adv", str(saved_set / "adv"), "--targets", "default-segformer-b0", "--data.root",
+                           str(data_root), "--logger", "none", "--results.out_dir", str(tmp_path / "eval")], tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    result = read_result(tmp_path / "eval" / "results.json")
+    assert result.targets == ("default-segformer-b0",) and result.adv_format == "png_uint8"
+    assert result.provenance.adv_dir == str(saved_set / "adv") and len(result.provenance.manifest_sha256) == 64
+    assert [m.name for m in result.models if "source" in m.roles] == ["default-pspnet-r18"]
+    # the same attack run with the new target inside it
+    inside = _run(_common(data_root, tmp_path / "inside", "--logger", "none", "--attack.attacks", "[pgd]",
+                          "--attack.adv_format", "png_uint8"), tmp_path)
+    assert inside.returncode == 0, inside.stderr[-3000:]
+    full = read_result(tmp_path / "inside" / "results.json")
+
+    def records(run, target):
+        return sorted((repr(i.key), i.image, i.intersection, i.predicted, i.labelled, i.fooled)
+                      for i in run.images if i.target == target)
+
+    assert records(result, "default-segformer-b0") == records(full, "default-segformer-b0")
+    assert result.summary("default-segformer-b0", "pgd") == full.summary("default-segformer-b0", "pgd")
+    # joining the attacking run and the evaluation gives the whole run's matrix, intervals and comparisons
+    joined = subprocess.run([sys.executable, "-m", "benchmark.cli", "summarize", str(saved_set / "results.json"),
+                             str(tmp_path / "eval" / "results.json"), "--out", str(tmp_path / "joined")],
+                            capture_output=True, text=True, timeout=300, cwd=REPO_ROOT)
+    assert joined.returncode == 0, joined.stderr[-3000:]
+    both = read_result(tmp_path / "joined" / "results.json")
+    assert set(both.targets) == set(full.targets)
+    for field in ("metrics", "summaries", "comparisons"):
+        assert sorted(getattr(both, field), key=repr) == sorted(getattr(full, field), key=repr)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("alter", "does not match its sha256"),
+    ("extra", "not in the manifest"),
+    ("budget", "over the budget of 8"),
+])
+def test_a_damaged_saved_set_is_refused_before_any_work(saved_set, data_root, tmp_path, damage, message):
+    import hashlib
+    import shutil
+
+    import numpy as np
+    from PIL import Image
+
+    copy = tmp_path / "adv"
+    shutil.copytree(saved_set / "adv", copy)
+    victim = next((copy / "default-pspnet-r18" / "pgd" / "seed0").glob("*.png"))
+    if damage == "extra":
+        shutil.copy(victim, victim.with_name("stray.png"))
+    else:
+        pixels = np.asarray(Image.open(victim)).copy()
+        pixels[0, 0] = (pixels[0, 0].astype(int) + (1 if damage == "alter" else 60)) % 256
+        Image.fromarray(pixels).save(victim)
+        if damage == "budget":  # a consistent manifest: only the budget check can catch it
+            raw = json.loads((copy / "manifest.json").read_text())
+            relative = victim.relative_to(copy).as_posix()
+            for entry in raw["files"]:
+                if entry["path"] == relative:
+                    entry["sha256"] = hashlib.sha256(victim.read_bytes()).hexdigest()
+            (copy / "manifest.json").write_text(json.dumps(raw))
+    result = _evaluate(["--adv", str(copy), "--targets", "default-segformer-b0", "--data.root", str(data_root),
+                        "--logger", "none", "--results.out_dir", str(tmp_path / "eval")], tmp_path)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1 and message in errors[0], result.stderr[-2000:]
+    assert not (tmp_path / "eval").exists()
+
+
+@pytest.mark.slow
+def test_several_sources_and_seeds_in_one_run(data_root, tmp_path):
+    result = _run(_common(data_root, tmp_path / "matrix", "--logger", "none", "--attack.attacks", "[fgsm, pgd]",
+                          "--model.source", "null", "--model.sources",
+                          "[default-pspnet-r18, [default-deeplabv3-r18, default-segformer-b0]]",
+                          "--attack.seeds", "[0, 1]"), tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = read_result(tmp_path / "matrix" / "results.json")
+    ensemble = "ens-logits-default-deeplabv3-r18+default-segformer-b0"
+    assert run.source_ids == ("default-pspnet-r18", ensemble) and run.seeds == (0, 1)
+    assert len(run.metrics) == len(TARGETS) * (1 + 2 * 2 * 2) and len(run.summaries) == len(TARGETS) * 2 * 2
+    fgsm = [run.metric("default-segformer-b0", "fgsm", ensemble, seed).miou for seed in (0, 1)]
+    pgd = [run.metric("default-segformer-b0", "pgd", ensemble, seed).miou for seed in (0, 1)]
+    assert fgsm[0] == fgsm[1] and pgd[0] != pgd[1]  # FGSM has no randomness; PGD's start depends on the seed
+    summary = run.summary("default-segformer-b0", "pgd", ensemble)
+    assert summary.miou_mean == pytest.approx(sum(pgd) / 2) and summary.miou_std > 0
+    assert run.is_white_box("default-segformer-b0", ensemble)
+    assert not run.is_white_box("default-segformer-b0", "default-pspnet-r18")
+    names = sorted(p.name for p in (tmp_path / "matrix").glob("*.png"))
+    assert names == ["heatmap_default-pspnet-r18.png", f"heatmap_{ensemble}.png", "matrix_fgsm.png", "matrix_pgd.png"]
+    report = (tmp_path / "matrix" / "results.md").read_text()
+    assert "## Source x target matrices" in report and "## Each seed" in report
+    assert report in result.stdout + "\n"

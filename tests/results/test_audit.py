@@ -7,8 +7,9 @@ import torch
 
 from benchmark.errors import ResultError
 from benchmark.metrics import AttackSuccessRate, SegmentationScores, per_image_counts
-from benchmark.results import CLEAN, ImageRecord
-from benchmark.results.audit import check_consistency, compare_images, metrics_from_images
+from benchmark.results import CLEAN, ImageRecord, IntervalInfo
+from benchmark.results.audit import check_consistency, compare_images
+from benchmark.results.intervals import derive
 from benchmark.results.leaderboard import check_submittable
 from tests.results.results_factory import build_result
 
@@ -22,8 +23,10 @@ def _records(preds, labels, condition, num_classes, clean=None):
         if clean is not None:
             valid = labels[n] != 255
             fooled = int((valid & (clean[n] == labels[n]) & (preds[n] != labels[n])).sum())
-        out.append(ImageRecord(f"im{n}", "t", condition, tuple(classes), tuple(inter[n][k] for k in classes),
-                               tuple(pred[n][k] for k in classes), tuple(gt[n][k] for k in classes), fooled))
+        source, seed = (None, None) if condition == CLEAN else ("src", 0)
+        out.append(ImageRecord(f"im{n}", "t", source, condition, seed, tuple(classes),
+                               tuple(inter[n][k] for k in classes), tuple(pred[n][k] for k in classes),
+                               tuple(gt[n][k] for k in classes), fooled))
     return out
 
 
@@ -36,7 +39,9 @@ def test_per_image_counts_match_the_confusion_matrix_and_metrics_exactly():
                         torch.randint(0, k, labels.shape, generator=g))
     adv = torch.where(torch.rand(labels.shape, generator=g) < 0.4, clean, torch.randint(0, k, labels.shape, generator=g))
     images = _records(clean, labels, CLEAN, k) + _records(adv, labels, "pgd", k, clean=clean)
-    derived = metrics_from_images(images, k)
+    metrics, _, _ = derive(images, targets=["t"], sources=["src"], attacks=["pgd"], seeds=[0], num_classes=k,
+                           intervals=IntervalInfo.default(resamples=50))
+    derived = {(r.target, r.condition): r for r in metrics}
     for condition, preds in ((CLEAN, clean), ("pgd", adv)):
         metric = SegmentationScores(k)
         metric.update(preds, labels)
@@ -58,13 +63,28 @@ def test_a_tampered_metric_is_refused_at_submission():
     with pytest.raises(ResultError, match="altered"):
         check_submittable(forged, "forged.json")
     with pytest.raises(ResultError, match="altered"):
-        check_consistency(forged.metrics, forged.images, 3, "forged.json")
+        check_consistency(forged, "forged.json")
+
+
+@pytest.mark.parametrize("field", ["miou_ci", "summaries", "comparisons"])
+def test_a_tampered_interval_summary_or_comparison_is_refused(field):
+    result = build_result(seeds=(0, 1))
+    if field == "miou_ci":
+        record = result.metrics[1]
+        changed = {"metrics": (result.metrics[0], dataclasses.replace(record, miou_ci=(0.0, 1.0)), *result.metrics[2:])}
+    elif field == "summaries":
+        changed = {"summaries": (dataclasses.replace(result.summaries[0], miou_mean=0.5), *result.summaries[1:])}
+    else:
+        first = result.comparisons[0]
+        changed = {"comparisons": (dataclasses.replace(first, difference=first.difference + 0.01), *result.comparisons[1:])}
+    with pytest.raises(ResultError, match="altered"):
+        check_consistency(dataclasses.replace(result, **changed), "forged.json")
 
 
 def test_compare_images_reports_only_real_differences():
-    a = ImageRecord("x", "t", "pgd", (0, 1), (5, 3), (6, 4), (7, 3), 2)
-    same = ImageRecord("x", "t", "pgd", (0, 1), (5, 3), (6, 4), (7, 3), 2)
-    moved = ImageRecord("x", "t", "pgd", (0, 1), (4, 3), (6, 4), (7, 3), 2)
+    a = ImageRecord("x", "t", "s", "pgd", 0, (0, 1), (5, 3), (6, 4), (7, 3), 2)
+    same = ImageRecord("x", "t", "s", "pgd", 0, (0, 1), (5, 3), (6, 4), (7, 3), 2)
+    moved = ImageRecord("x", "t", "s", "pgd", 0, (0, 1), (4, 3), (6, 4), (7, 3), 2)
     assert compare_images([a], [same]) == []
     assert len(compare_images([a], [moved])) == 1
     assert compare_images([a], [moved], tolerance=0.1) == []  # 1 pixel of 10 valid

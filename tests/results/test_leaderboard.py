@@ -70,7 +70,7 @@ def test_empty_version_rejected(tmp_path):
 
 
 @pytest.mark.parametrize("mutate, match", [
-    (lambda raw: raw.pop("seed"), "missing key 'seed'"),
+    (lambda raw: raw.pop("seeds"), "missing key 'seeds'"),
     (lambda raw: raw["dataset"].update(extra=1), "unknown key 'dataset.extra'"),
     (lambda raw: raw["metrics"][0].update(miou="0.7"), "expected a number"),
 ])
@@ -126,7 +126,7 @@ def test_entry_has_what_verify_needs(tmp_path):
     result = build_result(attacks=("transegpgd",), seed=7)
     (path,) = _submit(tmp_path, result)
     entry = read_entry(path)
-    assert entry.seed == 7 and entry.adv_format == "float"
+    assert entry.seeds == (7,) and entry.adv_format == "float"
     assert entry.attack == result.attacks[0]
     assert entry.attack.settings["stage1_steps"] == 10
     assert entry.dataset == result.dataset and entry.versions == result.versions
@@ -157,16 +157,17 @@ RUNS = {  # attack: ({target: adversarial mIoU}, seed); targets src (white-box),
     "wb_only": ({"src": 0.001}, 3),                        # no black-box target: last
 }
 CLEAN = {"src": 0.75, "t1": 0.6, "t2": 0.5}
-EXPECTED = [  # rank, attack, black-box mean, white-box, src, t1, t2, missing, seed
-    ["1", "bim", "25.00", "2.00", "2.00", "30.00", "20.00", "", "0"],
-    ["2", "pgd", "25.00", "1.00", "1.00", "20.00", "30.00", "", "0"],
-    ["3", "segpgd", "30.00", "0.00", "0.00", "10.00", "50.00", "", "0"],
-    ["4 (missing)", "cospgd", "5.00", "3.00", "3.00", "5.00", "-", "t2", "1"],
-    ["5 (missing)", "fgsm_like", "40.00", "4.00", "4.00", "-", "40.00", "t1", "2"],
-    ["6 (missing)", "wb_only", "-", "0.10", "0.10", "-", "-", "t1, t2", "3"],
+# The fixture's counts sit in one image, so every interval is [value, value] (tests/results/test_report.py).
+EXPECTED = [  # rank, attack, black-box mean [interval], vs next, white-box, src, t1, t2, missing, seeds
+    ["1", "bim", "25.00 [25.00, 25.00]", "not distinguishable [+0.00, +0.00]", "2.00", "2.00", "30.00", "20.00", "", "0"],
+    ["2", "pgd", "25.00 [25.00, 25.00]", "[-5.00, -5.00]", "1.00", "1.00", "20.00", "30.00", "", "0"],
+    ["3", "segpgd", "30.00 [30.00, 30.00]", "-", "0.00", "0.00", "10.00", "50.00", "", "0"],  # next lacks t2
+    ["4 (missing)", "cospgd", "5.00 [5.00, 5.00]", "-", "3.00", "3.00", "5.00", "-", "t2", "1"],
+    ["5 (missing)", "fgsm_like", "40.00 [40.00, 40.00]", "-", "4.00", "4.00", "-", "40.00", "t1", "2"],
+    ["6 (missing)", "wb_only", "-", "-", "0.10", "0.10", "-", "-", "t1, t2", "3"],
 ]
-HEADER = ["rank", "attack", "black-box mean", "white-box", "src (white-box, clean 75.00)",
-          "t1 (clean 60.00)", "t2 (clean 50.00)", "missing", "seed", "settings", "entry"]
+HEADER = ["rank", "attack", "black-box mean", "vs next", "white-box", "src (white-box, clean 75.00)",
+          "t1 (clean 60.00)", "t2 (clean 50.00)", "missing", "seeds", "settings", "entry"]
 
 
 @pytest.fixture
@@ -198,6 +199,9 @@ def test_ranking_with_ties_and_missing_targets(board):
         (1, "bim", ()), (2, "pgd", ()), (3, "segpgd", ()), (4, "cospgd", ("t2",)),
         (5, "fgsm_like", ("t1",)), (6, "wb_only", ("t1", "t2"))]
     assert main.rows[0].blackbox_mean == pytest.approx(0.25) and main.rows[5].blackbox_mean is None
+    assert [r.tied_with_next for r in main.rows] == [True, False, False, False, False, False]
+    assert main.rows[1].next_difference == pytest.approx((-0.05, -0.05))
+    assert main.rows[0].blackbox_ci == pytest.approx((0.25, 0.25)) and main.rows[5].blackbox_ci is None
 
 
 def _md_tables(text):
@@ -221,13 +225,13 @@ def test_markdown_cell_by_cell(board):
     assert len(tables) == 3
     main = tables[0]  # sections sorted by track name: linf-8-t20-a2 then -ae; inside, sources by name
     assert main[0] == HEADER
-    assert main[1] == ["---:", "---", "---:", "---:", "---:", "---:", "---:", "---", "---:", "---", "---"]
-    assert [row[:9] for row in main[2:]] == EXPECTED
+    assert main[1] == ["---:", "---", "---:", "---", "---:", "---:", "---:", "---:", "---", "---", "---", "---"]
+    assert [row[:10] for row in main[2:]] == EXPECTED
     for row in main[2:]:
-        assert len(row[9]) == 12 and len(row[10]) == 12
+        assert len(row[10]) == 12 and len(row[11]) == 12
     other = tables[1]
-    assert other[0][4:6] == ["t1 (white-box, clean 70.00)", "t2 (clean 71.00)"]
-    assert other[2][:7] == ["1", "pgd", "45.00", "5.00", "5.00", "45.00", ""]
+    assert other[0][5:7] == ["t1 (white-box, clean 70.00)", "t2 (clean 71.00)"]
+    assert other[2][:8] == ["1", "pgd", "45.00 [45.00, 45.00]", "-", "5.00", "5.00", "45.00", ""]
 
 
 class _Tables(HTMLParser):
@@ -270,7 +274,7 @@ def test_html_tables_and_self_contained(board):
     assert len(parser.tables) == 3
     main = parser.tables[0]
     assert main[0] == HEADER
-    assert [row[:9] for row in main[1:]] == EXPECTED
+    assert [row[:10] for row in main[1:]] == EXPECTED
     # sort keys are the exact values
     first_row_attrs = parser.attrs[len(HEADER):len(HEADER) * 2]
     assert first_row_attrs[2]["data-v"] == repr(0.25) and first_row_attrs[1]["data-v"] == "bim"

@@ -27,21 +27,29 @@ KEY_PATHS = [
     "schema_version", "dataset", "dataset.name", "dataset.split", "dataset.num_images",
     "dataset.split_size", "dataset.image_limit", "dataset.input_policy", "dataset.class_names",
     "dataset.ignore_index", "dataset.batch_size", "models", "models[0].name", "models[0].roles", "models[0].config",
-    "models[0].checkpoint_sha256", "models[0].inference_mode", "source", "source.models",
-    "source.ensemble", "attacks", "attacks[0].name", "attacks[0].settings", "attacks[0].settings_hash",
+    "models[0].checkpoint_sha256", "models[0].inference_mode", "sources", "sources[0].models",
+    "sources[0].ensemble", "attacks", "attacks[0].name", "attacks[0].settings", "attacks[0].settings_hash",
     "attacks[0].track", "attacks[0].track.name", "attacks[0].track.norm", "attacks[0].track.eps",
     "attacks[0].track.eps_255", "attacks[0].track.steps", "attacks[0].track.alpha",
-    "attacks[0].track.alpha_255", "attacks[0].track.alpha_rule", "seed", "adv_format", "versions",
+    "attacks[0].track.alpha_255", "attacks[0].track.alpha_rule", "seeds", "adv_format",
+    "intervals", "intervals.method", "intervals.level", "intervals.resamples", "intervals.seed",
+    "provenance", "versions",
     "versions.python", "versions.torch", "versions.torchmetrics", "versions.lightning",
     "versions.mmseg", "versions.benchmark", "timings", "timings.wall_s", "timings.images_per_s",
-    "metrics", "metrics[0].target", "metrics[0].condition", "metrics[0].miou",
-    "metrics[0].per_class_iou", "metrics[0].pixel_accuracy", "metrics[0].success_rate",
-    "metrics[0].num_images", "images", "images[0].image", "images[0].target", "images[0].condition",
+    "metrics", "metrics[0].target", "metrics[0].source", "metrics[0].condition", "metrics[0].seed",
+    "metrics[0].miou", "metrics[0].miou_ci", "metrics[0].per_class_iou", "metrics[0].pixel_accuracy",
+    "metrics[0].success_rate", "metrics[0].success_rate_ci", "metrics[0].num_images",
+    "summaries", "summaries[0].target", "summaries[0].source", "summaries[0].condition", "summaries[0].seeds",
+    "summaries[0].miou_mean", "summaries[0].miou_std", "summaries[0].miou_ci", "summaries[0].success_rate_mean",
+    "summaries[0].success_rate_std", "summaries[0].success_rate_ci",
+    "comparisons", "comparisons[0].target", "comparisons[0].source", "comparisons[0].first",
+    "comparisons[0].second", "comparisons[0].difference", "comparisons[0].ci", "comparisons[0].distinguishable",
+    "images", "images[0].image", "images[0].target", "images[0].source", "images[0].condition", "images[0].seed",
     "images[0].classes", "images[0].intersection", "images[0].predicted", "images[0].labelled",
     "images[0].fooled",
 ]
-OBJECT_PATHS = ["", "dataset", "models[0]", "source", "attacks[0]", "attacks[0].track", "versions",
-                "timings", "metrics[0]", "images[0]"]
+OBJECT_PATHS = ["", "dataset", "models[0]", "sources[0]", "attacks[0]", "attacks[0].track", "intervals", "versions",
+                "timings", "metrics[0]", "summaries[0]", "comparisons[0]", "images[0]"]
 
 
 def _split(path: str) -> list:
@@ -95,9 +103,11 @@ def test_file_layout_is_plain_json_numbers(tmp_path, make_result):
     path = tmp_path / "results.json"
     write_result(path, make_result())
     raw = json.loads(path.read_text())
-    assert raw["schema_version"] == 1
+    assert raw["schema_version"] == 2
     first = raw["metrics"][0]
     assert first["condition"] == "clean" and first["success_rate"] is None
+    assert first["source"] is None and first["seed"] is None
+    assert raw["metrics"][1]["source"] == "src" and raw["metrics"][1]["seed"] == 0
     assert first["miou"] == 0.70 and first["per_class_iou"] == [0.70, None, 0.70]
     assert raw["attacks"][0]["track"]["eps_255"] == 8.0
     assert raw["attacks"][0]["settings"]["eps"] == 8 / 255
@@ -133,7 +143,7 @@ def test_unknown_key_rejected(tmp_path, make_result, path):
 
 
 @pytest.mark.parametrize("path", [
-    "schema_version", "seed", "dataset.num_images", "dataset.image_limit", "attacks[0].track.eps",
+    "schema_version", "seeds[0]", "dataset.num_images", "dataset.image_limit", "attacks[0].track.eps",
     "attacks[0].track.steps", "timings.wall_s", "metrics[0].miou", "metrics[0].per_class_iou[0]",
     "metrics[1].success_rate", "metrics[0].num_images",
 ])
@@ -146,8 +156,14 @@ def test_number_as_string_rejected(make_result, path):
 
 
 @pytest.mark.parametrize("path, value, match", [
-    ("seed", 1.0, "expected an integer"),
-    ("seed", True, "expected an integer"),
+    ("seeds", [1.0], "expected an integer"),
+    ("seeds", [True], "expected an integer"),
+    ("seeds", [0, 0], "distinct"),
+    ("metrics[1].seed", None, "null exactly for the clean"),
+    ("metrics[0].source", "src", "null exactly for the clean"),
+    ("metrics[0].miou_ci", [0.9, 0.1], "low <= high"),
+    ("comparisons[0].distinguishable", False, "excludes 0"),
+    ("intervals.level", 95, "level"),
     ("metrics[0].miou", True, "expected a number"),
     ("metrics[0].miou", 70.0, "fraction"),
     ("metrics[1].success_rate", 1.5, "fraction"),
@@ -160,7 +176,7 @@ def test_number_as_string_rejected(make_result, path):
     ("attacks[0].track.name", "linf-8-t20-ae", "track"),
     ("metrics[0].num_images", 3, "num_images"),
     ("metrics[0].per_class_iou", [0.5], "per_class_iou"),
-    ("schema_version", 2, "newer than supported"),
+    ("schema_version", 3, "newer than supported"),
 ])
 def test_bad_values_rejected(make_result, path, value, match):
     raw = result_to_json(make_result())
@@ -180,7 +196,7 @@ def test_changed_settings_break_the_hash(make_result):
 def test_missing_metric_cell_rejected(make_result):
     raw = result_to_json(make_result())
     del raw["metrics"][-1]
-    with pytest.raises(ResultError, match="every target x condition"):
+    with pytest.raises(ResultError, match="every target x"):
         result_from_json(raw, "fixture.json")
 
 
@@ -212,21 +228,51 @@ def test_nan_is_never_written(tmp_path, make_result):
 def test_migration_hook(tmp_path, make_result, monkeypatch):
     raw = result_to_json(make_result())
     old = copy.deepcopy(raw)
-    old["schema_version"] = 0
-    old["run_seed"] = old.pop("seed")  # pretend version 0 called it run_seed
+    old["schema_version"] = 1
+    old["run_seeds"] = old.pop("seeds")  # pretend version 1 called it run_seeds
     file = tmp_path / "old.json"
+    file.write_text(json.dumps(old))
+
+    def fake_v1_to_v2(d):
+        d = dict(d)
+        d["seeds"] = d.pop("run_seeds")
+        d["schema_version"] = 2
+        return d
+
+    monkeypatch.setitem(rio.MIGRATIONS, 1, fake_v1_to_v2)
+    assert read_result(file) == make_result()
+    old["schema_version"] = 0
     file.write_text(json.dumps(old))
     with pytest.raises(ResultError, match="no migration from schema_version 0"):
         read_result(file)
 
-    def v0_to_v1(d):
-        d = dict(d)
-        d["seed"] = d.pop("run_seed")
-        d["schema_version"] = 1
-        return d
 
-    monkeypatch.setitem(rio.MIGRATIONS, 0, v0_to_v1)
-    assert read_result(file) == make_result()
+def _as_version_1(result) -> dict:
+    """A version-1 file of the same run, written as version 1 stored it (one source and seed, records
+    without source, seed or intervals, no summaries or comparisons)."""
+    raw = result_to_json(result)
+    strip = lambda r, keys: {k: v for k, v in r.items() if k not in keys}  # noqa: E731
+    return {"schema_version": 1, "dataset": raw["dataset"], "models": raw["models"], "source": raw["sources"][0],
+            "attacks": raw["attacks"], "seed": raw["seeds"][0], "adv_format": raw["adv_format"],
+            "versions": raw["versions"], "timings": raw["timings"],
+            "metrics": [strip(m, ("source", "seed", "miou_ci", "success_rate_ci")) for m in raw["metrics"]],
+            "images": [strip(i, ("source", "seed")) for i in raw["images"]]}
+
+
+def test_version_1_files_are_read_with_intervals_recomputed(tmp_path, make_result):
+    result = make_result(seed=3, resamples=1000)  # the migration uses the default interval settings
+    file = tmp_path / "v1.json"
+    file.write_text(json.dumps(_as_version_1(result)))
+    assert read_result(file) == result
+
+
+def test_an_altered_version_1_file_is_refused_not_repaired(tmp_path, make_result):
+    old = _as_version_1(make_result(resamples=1000))
+    old["metrics"][1]["miou"] += 0.01
+    file = tmp_path / "v1.json"
+    file.write_text(json.dumps(old))
+    with pytest.raises(ResultError, match="do not follow from its image records"):
+        read_result(file)
 
 
 def test_atomic_write_leaves_no_temp_files(tmp_path, make_result):
@@ -234,7 +280,7 @@ def test_atomic_write_leaves_no_temp_files(tmp_path, make_result):
     write_result(path, make_result(seed=1))
     write_result(path, make_result(seed=2))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
-    assert read_result(path).seed == 2
+    assert read_result(path).seeds == (2,)
 
 
 def test_failed_replace_keeps_old_file(tmp_path, make_result, monkeypatch):
@@ -249,7 +295,7 @@ def test_failed_replace_keeps_old_file(tmp_path, make_result, monkeypatch):
         write_result(path, make_result(seed=2))
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]
-    assert read_result(path).seed == 1
+    assert read_result(path).seeds == (1,)
 
 
 @pytest.mark.parametrize("eps, steps, alpha, name", [

@@ -1,0 +1,74 @@
+"""``benchmark summarize``: several result files of the same images joined into one run.
+
+Typical joins: one ``benchmark run`` per source (each evaluating every target) into the source x
+target matrix; or an attacking run and a ``benchmark evaluate`` of its saved set on new targets. The
+runs must agree on the dataset and its images, on every model they share (config, checkpoint, mode)
+and every attack they share (settings); a record present in several runs (a target's clean record)
+must be identical in all of them. The joined run must be complete (every target under every source,
+attack and seed) and may not mix adversarial formats; its intervals, summaries and comparisons are
+derived again from the joined image records, so they are exactly those of one run over all of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from benchmark.errors import ResultError
+from benchmark.results.intervals import derive
+from benchmark.results.schema import CLEAN, ModelInfo, RunResult, Timings, key_text
+
+
+def _comparable(result: RunResult) -> tuple:
+    d = result.dataset
+    return (d.name, d.split, d.num_images, d.split_size, d.image_limit, d.input_policy, d.class_names, d.ignore_index)
+
+
+def join_results(results: Sequence[RunResult], files: Sequence[str]) -> RunResult:
+    """One RunResult holding every record of ``results`` (see the module docstring)."""
+    if not results:
+        raise ResultError("summarize needs at least one result file")
+    first = results[0]
+    images: dict[tuple, object] = {}
+    models: dict[str, ModelInfo] = {}
+    attacks, sources, seeds = {}, {}, []
+    for result, file in zip(results, files):
+        if _comparable(result) != _comparable(first) or result.intervals != first.intervals:
+            raise ResultError(f"{file}: another dataset, image set or interval setting than {files[0]}; not joinable")
+        if result.adv_format != first.adv_format:
+            raise ResultError(f"{file} transferred {result.adv_format} images, {files[0]} {first.adv_format}: "
+                              "not comparable (attack with attack.adv_format png_uint8 to evaluate saved sets)")
+        for m in result.models:
+            seen = models.get(m.name)
+            if seen is not None and (seen.config, seen.checkpoint_sha256, seen.inference_mode) != \
+                    (m.config, m.checkpoint_sha256, m.inference_mode):
+                raise ResultError(f"{file}: model {m.name!r} differs from the other runs' (checkpoint, config or mode)")
+            roles = set(seen.roles if seen else ()) | set(m.roles)
+            models[m.name] = dataclasses.replace(m, roles=tuple(r for r in ("source", "target") if r in roles))
+        for a in result.attacks:
+            if attacks.setdefault(a.name, a) != a:
+                raise ResultError(f"{file}: attack {a.name!r} has other settings than in the other runs")
+        for s in result.sources:
+            sources.setdefault(s.id, s)
+        seeds += [seed for seed in result.seeds if seed not in seeds]
+        for record in result.images:
+            key = (record.image, *record.key)
+            if images.setdefault(key, record) != record:
+                raise ResultError(f"{file}: {record.image}/{key_text(record.key)} differs from another run's "
+                                  "record of the same image and condition")
+    targets = [name for name, m in models.items() if "target" in m.roles]
+    wanted = {(t, s, a, seed) for t in targets for s in sources for a in attacks for seed in seeds}
+    have = {key[1:] for key in images if key[3] != CLEAN}
+    missing = sorted(wanted - have)
+    if missing:
+        raise ResultError(f"the joined runs are not a complete matrix: {len(missing)} conditions have no records, "
+                          f"e.g. {key_text(missing[0])}")
+    records = tuple(sorted(images.values(), key=lambda r: (r.image, r.target, r.source or "", r.condition, r.seed or 0)))
+    metrics, summaries, comparisons = derive(records, targets=targets, sources=list(sources), attacks=list(attacks),
+                                             seeds=seeds, num_classes=len(first.dataset.class_names),
+                                             intervals=first.intervals)
+    wall = sum(r.timings.wall_s for r in results)
+    return dataclasses.replace(
+        first, models=tuple(models.values()), sources=tuple(sources.values()), attacks=tuple(attacks.values()),
+        seeds=tuple(seeds), provenance=None, metrics=metrics, summaries=summaries, comparisons=comparisons,
+        images=records, timings=Timings(wall_s=round(wall, 3), images_per_s=round(first.dataset.num_images / max(wall, 1e-9), 4)))
