@@ -19,4 +19,4 @@ def test_committed_entries_are_intact_and_self_consistent():
     entries = load_entries(BOARD)  # refuses an entry whose content no longer matches its file name
     assert entries
     for entry in entries:
-        check_consistency(entry.metrics, entry.images, len(entry.dataset.class_names), entry.attack.name)
+        check_consistency(entry, entry.attack.name)
