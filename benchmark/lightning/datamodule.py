@@ -59,11 +59,14 @@ class SegmentationDataModule(pl.LightningDataModule):
             datasets have no test scale: both policies feed them at native size.
         generate_if_missing: for generated datasets (``synthetic-*``), write them at ``root`` first if
             the folder is absent (deterministic, seconds).
+        generate_val: how many val images to generate (None: the generator's default; then no train
+            images are written). Image k is the same whatever the count, so a larger split extends a
+            smaller one.
     """
 
     def __init__(self, dataset: str = "synthetic-voc", root: str = "data/generated/synthetic-voc",
                  split: str = "val", limit: int | None = None, batch_size: int = 1, num_workers: int = 0,
-                 resize: str = "mmseg", generate_if_missing: bool = True):
+                 resize: str = "mmseg", generate_if_missing: bool = True, generate_val: int | None = None):
         super().__init__()
         if dataset not in DATASETS:
             raise ConfigError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
@@ -71,7 +74,9 @@ class SegmentationDataModule(pl.LightningDataModule):
             raise ConfigError(f"batch_size and limit must be >= 1, got {batch_size} and {limit}")
         self.dataset_name, self.root, self.split, self.limit = dataset, Path(root), split, limit
         self.batch_size, self.num_workers, self.resize = batch_size, num_workers, resize
-        self.generate_if_missing = generate_if_missing
+        if generate_val is not None and generate_val < 1:
+            raise ConfigError(f"data.generate_val must be >= 1 or null, got {generate_val}")
+        self.generate_if_missing, self.generate_val = generate_if_missing, generate_val
         self.info = DATASETS[dataset]
         self._dataset = None
 
@@ -110,7 +115,8 @@ class SegmentationDataModule(pl.LightningDataModule):
         if self._generated_later:
             from benchmark.data.synthetic import generate
 
-            generate(self.root, layout=self.info.layout)
+            counts = {} if self.generate_val is None else {"n_train": 0, "n_val": self.generate_val}
+            generate(self.root, layout=self.info.layout, **counts)
 
     @property
     def dataset(self):

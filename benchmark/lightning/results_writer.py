@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -10,13 +11,13 @@ import torch
 from PIL import Image
 
 from benchmark.errors import ResultError
-from benchmark.lightning import ADV_KEY
+from benchmark.lightning import ADV_KEY, AdvKey
 from benchmark.lightning.attack_callback import AdversarialSource, quantise
 from benchmark.lightning.logging import log_run
 from benchmark.results import CLEAN, DatasetInfo, IntervalInfo, ModelInfo, RunResult, Timings, Versions, write_result
 from benchmark.results.adv_manifest import (MANIFEST_VERSION, AdvManifest, AttackBudget, SavedFile, budget_levels,
                                             condition_path, write_manifest)
-from benchmark.results.audit import compare_records
+from benchmark.results.audit import same_values
 from benchmark.results.intervals import derive
 from benchmark.results.report import write_reports
 from benchmark.results.schema import SCHEMA_VERSION
@@ -168,15 +169,10 @@ def _gather(items: list) -> list:
 
 def _check_torchmetrics_agree(metrics, scores) -> None:
     """The per-image records and torchmetrics' synchronised confusion matrices must give the same numbers."""
-    from benchmark.results import MetricRecord
-
-    fresh = []
-    for (target, condition), (s, success) in scores.items():
-        source, attack, seed = (None, CLEAN, None) if condition == CLEAN else condition
-        if success is not None and success != success:  # NaN: nothing was correct on clean
-            success = None
-        fresh.append(MetricRecord(target, source, attack, seed, s.miou, (0.0, 0.0), tuple(s.per_class_iou),
-                                  s.pixel_accuracy, success, None if success is None else (0.0, 0.0), s.num_images))
-    stripped = [MetricRecord(**{**vars(m), "miou_ci": (0.0, 0.0),
-                                "success_rate_ci": None if m.success_rate is None else (0.0, 0.0)}) for m in metrics]
-    compare_records(stripped, fresh, "<this run>", key=lambda r: r.key_text)
+    for m in metrics:
+        s, success = scores[(m.target, CLEAN if m.source is None else AdvKey(m.source, m.condition, m.seed))]
+        success = None if success is None or math.isnan(success) else success
+        fresh = (s.miou, tuple(s.per_class_iou), s.pixel_accuracy, success, s.num_images)
+        if not same_values((m.miou, m.per_class_iou, m.pixel_accuracy, m.success_rate, m.num_images), fresh):
+            raise ResultError(f"{m.key_text}: the per-image records give {m.miou} but the metric states "
+                              f"{s.miou}; refusing to write an inconsistent result")

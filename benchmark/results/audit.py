@@ -49,7 +49,7 @@ def compare_records(stored: Iterable, fresh: Iterable, file: str, key) -> None:
     for record in stored:
         again = fresh_by_key[key(record)]
         for name, value in vars(record).items():
-            if not _same(value, getattr(again, name)):
+            if not same_values(value, getattr(again, name)):
                 raise ResultError(f"{file}: {key(record)} {name} is {value} but its image records give "
                                   f"{getattr(again, name)}: the file was altered")
 
@@ -86,9 +86,10 @@ def _count_gap(a: ImageRecord, b: ImageRecord) -> int:
                 for x, y in zip(ta.get(k, (0, 0, 0)), tb.get(k, (0, 0, 0)))), default=0)
 
 
-def _same(a, b) -> bool:
+def same_values(a, b) -> bool:
+    """Equality of record values, floats to :data:`METRIC_TOLERANCE` (sequences element by element)."""
     if isinstance(a, float) or isinstance(b, float):
         return a is not None and b is not None and abs(a - b) <= METRIC_TOLERANCE
-    if isinstance(a, tuple) and isinstance(b, tuple):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)):
+        return len(a) == len(b) and all(same_values(x, y) for x, y in zip(a, b))
     return a == b

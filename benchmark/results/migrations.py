@@ -14,11 +14,9 @@ from typing import Any
 
 from benchmark.errors import ResultError
 from benchmark.results import codec
+from benchmark.results.audit import same_values
 from benchmark.results.intervals import derive
 from benchmark.results.schema import CLEAN, DatasetInfo, ImageRecord, IntervalInfo, ModelInfo, SourceInfo
-
-_TOLERANCE = 1e-12
-
 
 def _v2_records(raw: dict[str, Any], attacks: list[str], file: str) -> tuple[dict[str, Any], SourceInfo]:
     """Shared part: records with source and seed, re-derived metrics; returns (fields, source)."""
@@ -37,21 +35,13 @@ def _v2_records(raw: dict[str, Any], attacks: list[str], file: str) -> tuple[dic
     fresh = {(m.target, m.condition): m for m in metrics}
     for old in raw["metrics"]:
         new = fresh.get((old.get("target"), old.get("condition")))
-        if new is None or not all(_same(old.get(name), getattr(new, name))
+        if new is None or not all(same_values(old.get(name), getattr(new, name))
                                   for name in ("miou", "pixel_accuracy", "success_rate", "per_class_iou")):
             raise ResultError(f"{file}: metrics of {old.get('target')}/{old.get('condition')} do not follow from "
                               "its image records: the file was altered")
     return {"seeds": [seed], "intervals": codec.encode(intervals), "metrics": codec.encode(metrics),
             "summaries": codec.encode(summaries), "comparisons": codec.encode(comparisons),
             "images": raw["images"]}, source
-
-
-def _same(a, b) -> bool:
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    if a is None or b is None:
-        return a is None and b is None
-    return abs(a - b) <= _TOLERANCE
 
 
 def result_v1_to_v2(raw: dict[str, Any], file: str = "<results>") -> dict[str, Any]:
