@@ -14,7 +14,8 @@ from benchmark.errors import ResultError
 from benchmark.lightning import ADV_KEY, AdvKey
 from benchmark.lightning.attack_callback import AdversarialSource, quantise
 from benchmark.lightning.logging import log_run
-from benchmark.results import CLEAN, DatasetInfo, IntervalInfo, ModelInfo, RunResult, Timings, Versions, write_result
+from benchmark.results import (CLEAN, DatasetInfo, IntervalInfo, ModelInfo, NumericsInfo, RunResult, Timings, Versions,
+                               write_result)
 from benchmark.results.adv_manifest import (MANIFEST_VERSION, AdvManifest, AttackBudget, SavedFile, budget_levels,
                                             condition_path, write_manifest)
 from benchmark.results.audit import same_values
@@ -150,6 +151,7 @@ class ResultsWriter(pl.Callback):
                          attacks=attacks, seeds=tuple(attack_cb.seeds), adv_format=attack_cb.adv_format,
                          intervals=self.intervals, provenance=attack_cb.provenance,
                          versions=Versions.current(mmseg=library_versions()["mmseg"]),
+                         numerics=NumericsInfo.current(module.device, getattr(attack_cb, "autocast", None)),
                          timings=Timings(wall_s=round(wall, 3), images_per_s=round(num_images / max(wall, 1e-9), 4)),
                          metrics=metrics, summaries=summaries, comparisons=comparisons, images=images)
 

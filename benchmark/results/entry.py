@@ -30,6 +30,7 @@ from benchmark.results.schema import (
     IntervalInfo,
     MetricRecord,
     ModelInfo,
+    NumericsInfo,
     RunResult,
     SourceInfo,
     SummaryRecord,
@@ -62,6 +63,7 @@ class LeaderboardEntry:
     adv_format: str
     intervals: IntervalInfo
     versions: Versions
+    numerics: NumericsInfo | None
     metrics: tuple[MetricRecord, ...]
     summaries: tuple[SummaryRecord, ...]
     images: tuple[ImageRecord, ...]
@@ -153,6 +155,7 @@ def entries_from_result(result: RunResult) -> tuple[LeaderboardEntry, ...]:
                 schema_version=ENTRY_SCHEMA_VERSION, dataset=result.dataset, track=attack.track,
                 source=source, attack=attack, models=models, seeds=result.seeds,
                 adv_format=result.adv_format, intervals=result.intervals, versions=result.versions,
+                numerics=result.numerics,
                 metrics=tuple(r for r in result.metrics if keep(r)),
                 summaries=tuple(r for r in result.summaries if r.source == source.id and r.condition == attack.name),
                 images=tuple(r for r in result.images if keep(r))))

@@ -2,7 +2,8 @@
 
 Version 1 -> 2 (results and leaderboard entries): one source and one seed became lists (``sources``,
 ``seeds``); metric and image records name their source and seed (null for clean); metrics gained
-bootstrap intervals, and results gained seed summaries and attack comparisons. All of it follows from
+bootstrap intervals, and results gained seed summaries and attack comparisons; ``numerics`` (threads,
+device, precision settings) is unknown for old files (null). All of it follows from
 the version-1 image records, so the upgrade recomputes it (default interval settings) -- after
 checking that the file's version-1 metrics agree with those records, so an altered old file is still
 refused rather than silently repaired.
@@ -50,7 +51,7 @@ def result_v1_to_v2(raw: dict[str, Any], file: str = "<results>") -> dict[str, A
     fields, source = _v2_records(raw, attacks, file)
     return {"schema_version": 2, "dataset": raw["dataset"], "models": raw["models"], "sources": [codec.encode(source)],
             "attacks": raw["attacks"], "seeds": fields["seeds"], "adv_format": raw["adv_format"],
-            "intervals": fields["intervals"], "provenance": None, "versions": raw["versions"],
+            "intervals": fields["intervals"], "provenance": None, "versions": raw["versions"], "numerics": None,
             "timings": raw["timings"], "metrics": fields["metrics"], "summaries": fields["summaries"],
             "comparisons": fields["comparisons"], "images": fields["images"]}
 
@@ -60,5 +61,5 @@ def entry_v1_to_v2(raw: dict[str, Any], file: str = "<entry>") -> dict[str, Any]
     fields, _ = _v2_records(raw, [raw["attack"]["name"]], file)
     return {"schema_version": 2, "dataset": raw["dataset"], "track": raw["track"], "source": raw["source"],
             "attack": raw["attack"], "models": raw["models"], "seeds": fields["seeds"], "adv_format": raw["adv_format"],
-            "intervals": fields["intervals"], "versions": raw["versions"], "metrics": fields["metrics"],
+            "intervals": fields["intervals"], "versions": raw["versions"], "numerics": None, "metrics": fields["metrics"],
             "summaries": fields["summaries"], "images": fields["images"]}

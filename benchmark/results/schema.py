@@ -326,6 +326,50 @@ class Comparison:
 
 
 @dataclass(frozen=True)
+class NumericsInfo:
+    """What decides the last bits of a run's numbers (pitfalls §21): the ``device`` type and
+    ``device_name`` (GPU or CPU model), torch's intra-op ``threads`` per process, the attack's
+    ``autocast`` dtype (None: fp32), and the deterministic-algorithm, cuDNN-benchmark and TF32 settings.
+    Two runs with equal numerics on the same versions give bit-identical records; otherwise counts can
+    differ at near-tied pixels, which ``benchmark verify`` then allows with a named tolerance."""
+
+    device: str
+    device_name: str
+    threads: int
+    autocast: str | None
+    deterministic: bool
+    cudnn_benchmark: bool
+    tf32: bool
+
+    @classmethod
+    def current(cls, device, autocast: str | None) -> NumericsInfo:
+        import torch
+
+        device = torch.device(device)
+        if device.type == "cuda":
+            name = torch.cuda.get_device_name(device)
+        else:
+            name = _cpu_model()
+        return cls(device=device.type, device_name=name, threads=torch.get_num_threads(), autocast=autocast,
+                   deterministic=torch.are_deterministic_algorithms_enabled(),
+                   cudnn_benchmark=bool(torch.backends.cudnn.benchmark),
+                   tf32=bool(torch.backends.cuda.matmul.allow_tf32))
+
+
+def _cpu_model() -> str:
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@dataclass(frozen=True)
 class Provenance:
     """Where a run's adversarial images came from when it did not craft them: ``benchmark evaluate``
     read the saved set described by the manifest at ``adv_dir`` with sha256 ``manifest_sha256``."""
@@ -393,6 +437,7 @@ class RunResult:
     intervals: IntervalInfo
     provenance: Provenance | None
     versions: Versions
+    numerics: NumericsInfo | None
     timings: Timings
     metrics: tuple[MetricRecord, ...]
     summaries: tuple[SummaryRecord, ...]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import os
 
@@ -35,7 +36,9 @@ KEY_PATHS = [
     "intervals", "intervals.method", "intervals.level", "intervals.resamples", "intervals.seed",
     "provenance", "versions",
     "versions.python", "versions.torch", "versions.torchmetrics", "versions.lightning",
-    "versions.mmseg", "versions.benchmark", "timings", "timings.wall_s", "timings.images_per_s",
+    "versions.mmseg", "versions.benchmark", "numerics", "numerics.device", "numerics.device_name",
+    "numerics.threads", "numerics.autocast", "numerics.deterministic", "numerics.cudnn_benchmark", "numerics.tf32",
+    "timings", "timings.wall_s", "timings.images_per_s",
     "metrics", "metrics[0].target", "metrics[0].source", "metrics[0].condition", "metrics[0].seed",
     "metrics[0].miou", "metrics[0].miou_ci", "metrics[0].per_class_iou", "metrics[0].pixel_accuracy",
     "metrics[0].success_rate", "metrics[0].success_rate_ci", "metrics[0].num_images",
@@ -49,7 +52,7 @@ KEY_PATHS = [
     "images[0].fooled",
 ]
 OBJECT_PATHS = ["", "dataset", "models[0]", "sources[0]", "attacks[0]", "attacks[0].track", "intervals", "versions",
-                "timings", "metrics[0]", "summaries[0]", "comparisons[0]", "images[0]"]
+                "numerics", "timings", "metrics[0]", "summaries[0]", "comparisons[0]", "images[0]"]
 
 
 def _split(path: str) -> list:
@@ -263,7 +266,7 @@ def test_version_1_files_are_read_with_intervals_recomputed(tmp_path, make_resul
     result = make_result(seed=3, resamples=1000)  # the migration uses the default interval settings
     file = tmp_path / "v1.json"
     file.write_text(json.dumps(_as_version_1(result)))
-    assert read_result(file) == result
+    assert read_result(file) == dataclasses.replace(result, numerics=None)  # version 1 did not record numerics
 
 
 def test_an_altered_version_1_file_is_refused_not_repaired(tmp_path, make_result):
