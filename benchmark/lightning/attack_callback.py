@@ -62,6 +62,16 @@ def quantise(images: torch.Tensor, adversarial: torch.Tensor, eps: float) -> tor
     return (a8 / 255).to(adversarial.dtype)
 
 
+def _check_budget(name: str, base) -> None:
+    """Refuse budgets that are almost surely unit mistakes (see ``allow_large_budget``)."""
+    eps, alpha = base.eps, getattr(base, "alpha", None)
+    hint = "budgets are fractions of the [0, 1] pixel range (8/255 = 0.0314); pass --attack.allow_large_budget true if you mean it"
+    if eps >= 0.25:
+        raise ConfigError(f"attack {name!r}: eps {eps:g} is {255 * eps:g}/255, a quarter of the pixel range or more: {hint}")
+    if alpha is not None and alpha > eps + 1e-12:
+        raise ConfigError(f"attack {name!r}: step alpha {alpha:g} is larger than eps {eps:g}: {hint}")
+
+
 class AdversarialSource(pl.Callback):
     """What fills ``batch["adv"]``, as the module, the CLI and the results writer see it: the attacks
     (names, full settings), the seeds, the adversarial format and, for a saved set, its provenance."""
@@ -103,11 +113,14 @@ class AttackCallback(AdversarialSource):
         adv_format: "float" (default): targets see the attack's float images, as transfer in memory;
             "png_uint8": targets see them as 8-bit lossless files hold them (see :func:`quantise`),
             as transfer through saved images. Recorded in results.
+        allow_large_budget: accept ``eps >= 0.25`` or a step ``alpha`` above ``eps``; both are almost
+            always unit mistakes (``eps: 8`` or ``1`` meaning 8/255 or 1/255), so they are refused
+            unless this says they are meant.
     """
 
     def __init__(self, attacks: list[str | dict[str, Any]], eps: float = EIGHT_255, steps: int | None = 20,
                  alpha: float | None = None, seed: int = 0, seeds: list[int] | None = None, ensemble: str = "logits",
-                 autocast: str | None = None, adv_format: str = "float"):
+                 autocast: str | None = None, adv_format: str = "float", allow_large_budget: bool = False):
         super().__init__()
         if adv_format not in ("float", "png_uint8"):
             raise ConfigError(f"attack.adv_format must be float or png_uint8, got {adv_format!r}")
@@ -138,6 +151,8 @@ class AttackCallback(AdversarialSource):
             key = label or attack.name
             if key in self.attacks:
                 raise ConfigError(f"attack {key!r} is listed twice (give each a distinct 'label')")
+            if not allow_large_budget:
+                _check_budget(key, attack.settings.base)
             self.attacks[key] = attack
 
     @staticmethod

@@ -18,9 +18,16 @@ import warnings
 import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.cli import LightningCLI
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
 from benchmark.errors import BenchmarkError
+from benchmark.lightning.preflight import (check_accelerator, check_trainer_options, check_wandb_online, launched_rank,
+                                           prepare_out_dir, remove_empty_folders)
+from benchmark.lightning.stopping import EXIT_CODES, Interrupted
+from benchmark.lightning.stopping import install as install_signal_handlers
+from benchmark.results.journal import journal_dir, journalled_images
+from benchmark.results.outdir import RunLock
 from benchmark.lightning.attack_callback import AttackCallback
 from benchmark.lightning.datamodule import SegmentationDataModule
 from benchmark.lightning.module import TransferModule, source_specs
@@ -95,8 +102,21 @@ class BenchmarkCLI(LightningCLI):
         parser.link_arguments(group, "model.seeds", compute_fn=_attack_seeds, apply_on="instantiate")
         parser.link_arguments(group, "model.ensemble", compute_fn=_attack_ensemble, apply_on="instantiate")
 
+    fresh = False  # set by run_cli from --fresh
+    lock: RunLock | None = None
+
     def instantiate_trainer(self, **kwargs):
-        self.datamodule.check_files()  # before the Trainer: data problems are the only output
+        """Everything checkable is checked here, before the Trainer exists (preflight)."""
+        config = self.config
+        check_trainer_options(dict(config.trainer))
+        check_accelerator(config.trainer.accelerator)
+        if config.logger == "wandb" and config.wandb.mode == "online":
+            check_wandb_online()
+        writer = self._get(self.config_init, "results")
+        writer.run_config = fingerprint_config(config)
+        if launched_rank() == 0:  # DDP workers started by Lightning re-run this: only the first process
+            self.lock = prepare_out_dir(config.results.out_dir, fresh=self.fresh)
+            self.datamodule.check_files()
         kwargs["logger"] = self._logger()
         return super().instantiate_trainer(**kwargs)
 
@@ -107,7 +127,41 @@ class BenchmarkCLI(LightningCLI):
             return False
         if config.logger == "csv":
             return CSVLogger(save_dir=out_dir, name="csv")
-        return WandbLogger(save_dir=out_dir, project=config.wandb.project, offline=config.wandb.mode == "offline")
+        return WandbLogger(save_dir=out_dir, project=config.wandb.project, offline=config.wandb.mode == "offline",
+                           id=wandb_run_id(out_dir), resume="allow")
+
+
+# Options that decide where results go or how they are shown, not what they are: left out of the
+# fingerprint, so a resumed run may change them (the world size among them).
+NOT_FINGERPRINTED = ("results.out_dir", "results.quiet", "results.num_logged_images", "logger", "wandb", "progress",
+                     "trainer.devices", "trainer.num_nodes", "trainer.strategy", "trainer.accelerator",
+                     "trainer.enable_progress_bar", "data.num_workers", "data.preflight", "config")
+
+
+def fingerprint_config(config) -> dict:
+    """The resolved configuration minus :data:`NOT_FINGERPRINTED`, as plain data."""
+    flat = {}
+    for key, value in config.as_dict().items() if hasattr(config, "as_dict") else dict(config).items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return {k: v for k, v in sorted(flat.items())
+            if not any(k == skip or k.startswith(skip + ".") for skip in NOT_FINGERPRINTED)}
+
+
+def wandb_run_id(out_dir) -> str:
+    """The W&B run id of ``out_dir``: kept beside the journal, so a resumed run continues its W&B run."""
+    path = journal_dir(out_dir) / "wandb-id"
+    if path.is_file():
+        return path.read_text().strip()
+    import secrets
+
+    run_id = secrets.token_hex(4)
+    if launched_rank() == 0:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(run_id + "\n")
+    return run_id
 
 
 def _saved_sources(callback: SavedSetCallback) -> list[list[str]]:
@@ -193,15 +247,50 @@ def check_config(argv: list[str]) -> ConfigCheckCLI:
 
 
 def run_cli(argv: list[str], cli_class: type[BenchmarkCLI] | None = None) -> int:
-    """Parse, instantiate (every setting validated before any work), validate, clean up."""
+    """Parse, preflight (every setting and the data validated before any work), validate, clean up.
+
+    ``--fresh`` discards an interrupted run's journal in ``out_dir`` instead of resuming it;
+    ``--debug`` shows tracebacks. Exit status: 0 done, 2 refused input, 130/143 stopped by
+    SIGINT/SIGTERM (resumable), 1 any other failure."""
     os.environ.setdefault("WANDB_SILENT", "true")
+    argv = list(argv)
+    flags = {flag: flag in argv for flag in ("--fresh", "--debug")}
+    argv = [a for a in argv if a not in flags]
+    cli_class = cli_class or BenchmarkCLI
+    cli_class.fresh = flags["--fresh"]
+    install_signal_handlers()
+    cli, status = None, 0
     try:
-        cli = _make(cli_class or BenchmarkCLI, argv)
+        cli = _make(cli_class, argv)
         cli.trainer.validate(cli.model, datamodule=cli.datamodule, verbose=False)
+    except (SIGTERMException, Interrupted) as err:
+        name = "SIGTERM" if isinstance(err, SIGTERMException) else err.signal_name
+        out = cli.config.results.out_dir if cli is not None else "the out_dir"
+        print(f"error: stopped by {name} after the batch in flight; {journalled_images(out)} images are journalled in "
+              f"{out}: rerun the same command to resume", file=sys.stderr)
+        status = EXIT_CODES[name]
     except BenchmarkError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        print(f"error: {one_line(err)}", file=sys.stderr)
+        status = 2
+    except Exception as err:  # anything else: one line unless --debug
+        if flags["--debug"]:
+            raise
+        print(f"error: {type(err).__name__}: {one_line(err)} (rerun with --debug for the traceback)", file=sys.stderr)
+        status = 1
     finally:
+        if cli is not None and cli.lock is not None:
+            cli.lock.release()
+            remove_empty_folders(cli.config.results.out_dir)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
-    return 0
+    return status
+
+
+def one_line(err: BaseException) -> str:
+    """An error's message on one line; for an error re-raised from a DataLoader worker (its message
+    embeds the worker's traceback) the original message, from the traceback's last line."""
+    text = str(err).strip()
+    if "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return " ".join(text.split("\n")[:1]) if text else type(err).__name__

@@ -14,20 +14,23 @@ from benchmark.errors import ConfigError, DataError
 
 
 class ShardSampler(Sampler[int]):
-    """Indices ``rank, rank + world, rank + 2·world, ...``: every index exactly once over all ranks.
+    """Positions ``rank, rank + world, rank + 2·world, ...`` of ``indices`` (default ``range(length)``):
+    every index exactly once over all ranks.
 
     Lightning's default distributed sampler pads the last shard with repeated samples; this one gives
-    uneven shards instead, so no image is counted twice and none is dropped (pitfalls §10).
+    uneven shards instead, so no image is counted twice and none is dropped (pitfalls §10). A resumed run
+    passes the indices of the images its journal does not hold yet.
     """
 
-    def __init__(self, length: int, rank: int = 0, world_size: int = 1):
-        self.length, self.rank, self.world_size = length, rank, world_size
+    def __init__(self, length: int, rank: int = 0, world_size: int = 1, indices=None):
+        self.indices = list(range(length) if indices is None else indices)
+        self.rank, self.world_size = rank, world_size
 
     def __iter__(self) -> Iterator[int]:
-        return iter(range(self.rank, self.length, self.world_size))
+        return iter(self.indices[self.rank::self.world_size])
 
     def __len__(self) -> int:
-        return len(range(self.rank, self.length, self.world_size))
+        return len(self.indices[self.rank::self.world_size])
 
 
 def collate(samples: list[dict]) -> dict:
@@ -62,11 +65,14 @@ class SegmentationDataModule(pl.LightningDataModule):
         generate_val: how many val images to generate (None: the generator's default; then no train
             images are written). Image k is the same whatever the count, so a larger split extends a
             smaller one.
+        preflight: before the Trainer starts, decode and check every image and label of the split
+            (:func:`benchmark.data.preflight.scan`); false skips it for data known to be good.
     """
 
     def __init__(self, dataset: str = "synthetic-voc", root: str = "data/generated/synthetic-voc",
                  split: str = "val", limit: int | None = None, batch_size: int = 1, num_workers: int = 0,
-                 resize: str = "mmseg", generate_if_missing: bool = True, generate_val: int | None = None):
+                 resize: str = "mmseg", generate_if_missing: bool = True, generate_val: int | None = None,
+                 preflight: bool = True):
         super().__init__()
         if dataset not in DATASETS:
             raise ConfigError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
@@ -76,15 +82,20 @@ class SegmentationDataModule(pl.LightningDataModule):
         self.batch_size, self.num_workers, self.resize = batch_size, num_workers, resize
         if generate_val is not None and generate_val < 1:
             raise ConfigError(f"data.generate_val must be >= 1 or null, got {generate_val}")
-        self.generate_if_missing, self.generate_val = generate_if_missing, generate_val
+        self.generate_if_missing, self.generate_val, self.preflight = generate_if_missing, generate_val, preflight
+        self.skip: frozenset[str] = frozenset()  # images a resumed run's journal already holds
         self.info = DATASETS[dataset]
         self._dataset = None
 
-    def check_files(self) -> None:
-        """List and pair the split's files now (unless the generator will write them), so a bad root,
-        split or pairing fails before the Trainer starts."""
-        if not self._generated_later:
-            _ = self.dataset
+    def check_files(self, scan: bool | None = None) -> None:
+        """List and pair the split's files now (writing a generated set first), and with ``scan``
+        (default: ``preflight``) decode and check every sample, so that data problems fail before
+        the Trainer starts."""
+        from benchmark.data.preflight import scan as scan_dataset
+
+        dataset = self.dataset
+        if self.preflight if scan is None else scan:
+            scan_dataset(dataset, self.batch_size)
 
     @property
     def _generated_later(self) -> bool:
@@ -132,5 +143,6 @@ class SegmentationDataModule(pl.LightningDataModule):
     def val_dataloader(self) -> DataLoader:
         rank = self.trainer.global_rank if self.trainer is not None else 0
         world = self.trainer.world_size if self.trainer is not None else 1
+        remaining = [i for i, sample in enumerate(self.dataset.samples) if sample.name not in self.skip]
         return DataLoader(self.dataset, batch_size=self.batch_size, num_workers=self.num_workers,
-                          sampler=ShardSampler(len(self.dataset), rank, world), collate_fn=collate)
+                          sampler=ShardSampler(len(self.dataset), rank, world, indices=remaining), collate_fn=collate)

@@ -115,6 +115,7 @@ class TransferModule(pl.LightningModule):
         })
         self._examples_seen = 0
         self._images: list[ImageRecord] = []
+        self._taken = 0
 
     def setup(self, stage: str) -> None:
         for name in self.built_names:
@@ -192,14 +193,22 @@ class TransferModule(pl.LightningModule):
     def on_validation_epoch_start(self) -> None:
         self._examples_seen = 0
         self._images = []
+        self._taken = 0
 
-    def image_records(self) -> tuple[ImageRecord, ...]:
-        """Every rank's per-image records (a collective under DDP), in a rank-independent order."""
+    def take_new_records(self) -> list[ImageRecord]:
+        """This rank's per-image records added since the last call (one batch's, for the journal)."""
+        new, self._taken = self._images[self._taken:], len(self._images)
+        return new
+
+    def image_records(self, earlier: tuple[ImageRecord, ...] = ()) -> tuple[ImageRecord, ...]:
+        """Every rank's per-image records of this attempt (a collective under DDP) plus ``earlier`` ones
+        (a resumed run's journal), in a rank- and attempt-independent order."""
         records = list(self._images)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             gathered = [None] * torch.distributed.get_world_size()
             torch.distributed.all_gather_object(gathered, records)
             records = [record for part in gathered for record in part]
+        records += earlier
         targets = {name: i for i, name in enumerate(self.target_names)}
         conditions = {CLEAN: 0, **{tuple(c): i for i, c in enumerate(self.attacked, start=1)}}
         return tuple(sorted(records, key=lambda r: (

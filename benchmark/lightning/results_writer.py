@@ -1,8 +1,14 @@
-"""The results writer: at the end of validation, build ``RunResult`` and write and log it (rank 0)."""
+"""The results writer: journal each finished batch, and at the end of validation build ``RunResult``
+from every per-image record (journalled and new) and write and log it (rank 0).
+
+Resume: in ``setup`` the writer reads the run's journal (:mod:`benchmark.results.journal`), refuses
+one of another configuration, and tells the data module which images are already done; only the
+others are attacked. The journal is removed once ``results.json`` is written."""
 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -14,12 +20,14 @@ from benchmark.errors import ResultError
 from benchmark.lightning import ADV_KEY, AdvKey
 from benchmark.lightning.attack_callback import AdversarialSource, quantise
 from benchmark.lightning.logging import log_run
+from benchmark.lightning.stopping import stop_if_requested
 from benchmark.results import (CLEAN, DatasetInfo, IntervalInfo, ModelInfo, NumericsInfo, RunResult, Timings, Versions,
                                write_result)
 from benchmark.results.adv_manifest import (MANIFEST_VERSION, AdvManifest, AttackBudget, SavedFile, budget_levels,
                                             condition_path, write_manifest)
 from benchmark.results.audit import same_values
-from benchmark.results.intervals import derive
+from benchmark.results.intervals import derive, point_scores
+from benchmark.results.journal import JournalState, JournalWriter, fingerprint, read_journals, remove_journals
 from benchmark.results.report import write_reports
 from benchmark.results.schema import SCHEMA_VERSION
 
@@ -51,15 +59,51 @@ class ResultsWriter(pl.Callback):
         self.result: RunResult | None = None
         self._start = 0.0
         self._examples: list[dict] = []
+        self._saved: list[SavedFile] = []
+        self._journal: JournalWriter | None = None
+        self._earlier = JournalState(frozenset(), (), (), 0)
+        self.run_config: dict | None = None  # the resolved configuration, set by the CLI (fingerprint)
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        parts = fingerprint(self.fingerprint_parts(trainer, pl_module))
+        self._earlier = read_journals(self.out_dir, parts)
+        trainer.datamodule.skip = self._earlier.images
+        if self._earlier.images and trainer.is_global_zero:
+            total = len(trainer.datamodule.dataset)
+            print(f"resuming: {len(self._earlier.images)} of {total} images are journalled in {self.out_dir}; "
+                  f"attacking the other {total - len(self._earlier.images)}", file=sys.stderr)
+        self._journal = JournalWriter(self.out_dir, trainer.global_rank, parts)
+
+    def fingerprint_parts(self, trainer, pl_module) -> dict:
+        """Everything that decides the numbers (not where they go or how they are shown)."""
+        from benchmark.models.checkpoints import sha256_file
+        from benchmark.models.mmseg_adapter import library_versions
+        from benchmark.models.zoo import get_model_entry
+
+        source = _adversarial_source(trainer)
+        checkpoints = {}
+        for name in dict.fromkeys([*pl_module.source_names, *pl_module.target_names]):
+            known = (pl_module.source_models or {}).get(name)
+            checkpoints[name] = known["checkpoint_sha256"] if known else sha256_file(get_model_entry(name).checkpoint_path)
+        numerics = NumericsInfo.current(trainer.strategy.root_device, getattr(source, "autocast", None))
+        return {"config": self.run_config or {}, "attacks": {a.name: a.settings_hash for a in source.attack_infos()},
+                "seeds": list(source.seeds), "checkpoints": checkpoints,
+                "images": sorted(sample.name for sample in trainer.datamodule.dataset.samples),
+                "versions": vars(Versions.current(mmseg=library_versions()["mmseg"])), "numerics": vars(numerics),
+                "intervals": vars(self.intervals)}
 
     def on_validation_start(self, trainer, pl_module) -> None:
         self._start = time.perf_counter()
         self._examples = []
-        self._saved: list[SavedFile] = []
+        self._saved = []
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        before = len(self._saved)
         if self.save_adv:
             self._save_pngs(trainer, batch)
+        if self._journal is not None:  # durable before the next batch starts
+            self._journal.append(batch["name"], pl_module.take_new_records(), self._saved[before:])
+        stop_if_requested(batch_done=True)
         if not trainer.is_global_zero or len(self._examples) >= self.num_logged_images:
             return
         for index in range(min(outputs["num_examples"], self.num_logged_images - len(self._examples))):
@@ -89,20 +133,24 @@ class ResultsWriter(pl.Callback):
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         scores = pl_module.compute_scores()  # collectives: every rank takes part
-        images = pl_module.image_records()
-        saved = _gather(self._saved) if self.save_adv else []
+        attempt = pl_module.image_records()
+        images = pl_module.image_records(self._earlier.records) if self._earlier.records else attempt
+        saved = [*self._earlier.saved, *(_gather(self._saved) if self.save_adv else [])]
         if trainer.sanity_checking:
             return
         wall = time.perf_counter() - self._start
         attack_cb = _adversarial_source(trainer)
-        result = self._result(trainer.datamodule, pl_module, attack_cb, scores, images, wall)
+        result = self._result(trainer.datamodule, pl_module, attack_cb, scores, images, attempt, wall)
         self.result = result
+        if self._journal is not None:
+            self._journal.close()
         if not trainer.is_global_zero:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         write_result(self.out_dir / "results.json", result)
         if self.save_adv:
             self._write_manifest(result, saved, attack_cb)
+        remove_journals(self.out_dir)
         table, heatmaps = write_reports(result, self.out_dir)
         log_run(trainer.loggers, result, self._examples, heatmaps)
         if not self.quiet:
@@ -122,10 +170,10 @@ class ResultsWriter(pl.Callback):
             files=tuple(sorted(saved, key=lambda f: f.path)))
         write_manifest(self.out_dir / "adv", manifest)
 
-    def _result(self, data, module, attack_cb: AdversarialSource, scores, images, wall: float) -> RunResult:
+    def _result(self, data, module, attack_cb: AdversarialSource, scores, images, attempt, wall: float) -> RunResult:
         from benchmark.models.mmseg_adapter import library_versions
 
-        num_images = scores[(module.target_names[0], CLEAN)][0].num_images
+        num_images = len({r.image for r in images})
         expected = len(data.dataset)
         if num_images != expected:
             raise ResultError(f"{num_images} images were scored but the dataset has {expected}; "
@@ -146,7 +194,7 @@ class ResultsWriter(pl.Callback):
         metrics, summaries, comparisons = derive(
             images, targets=module.target_names, sources=[s.id for s in sources], attacks=[a.name for a in attacks],
             seeds=attack_cb.seeds, num_classes=len(data.info.classes), intervals=self.intervals)
-        _check_torchmetrics_agree(metrics, scores)
+        _check_torchmetrics_agree(attempt, scores, len(data.info.classes))
         return RunResult(schema_version=SCHEMA_VERSION, dataset=dataset, models=tuple(models), sources=sources,
                          attacks=attacks, seeds=tuple(attack_cb.seeds), adv_format=attack_cb.adv_format,
                          intervals=self.intervals, provenance=attack_cb.provenance,
@@ -169,12 +217,15 @@ def _gather(items: list) -> list:
     return list(items)
 
 
-def _check_torchmetrics_agree(metrics, scores) -> None:
-    """The per-image records and torchmetrics' synchronised confusion matrices must give the same numbers."""
-    for m in metrics:
-        s, success = scores[(m.target, CLEAN if m.source is None else AdvKey(m.source, m.condition, m.seed))]
-        success = None if success is None or math.isnan(success) else success
-        fresh = (s.miou, tuple(s.per_class_iou), s.pixel_accuracy, success, s.num_images)
-        if not same_values((m.miou, m.per_class_iou, m.pixel_accuracy, m.success_rate, m.num_images), fresh):
-            raise ResultError(f"{m.key_text}: the per-image records give {m.miou} but the metric states "
-                              f"{s.miou}; refusing to write an inconsistent result")
+def _check_torchmetrics_agree(attempt, scores, num_classes: int) -> None:
+    """This attempt's per-image records and torchmetrics' synchronised confusion matrices (which saw the
+    same images) must give the same numbers."""
+    if not attempt:
+        return  # everything came from the journal
+    for (target, source, condition, seed), (point, success) in point_scores(attempt, num_classes).items():
+        s, fresh_success = scores[(target, CLEAN if source is None else AdvKey(source, condition, seed))]
+        fresh_success = None if fresh_success is None or math.isnan(fresh_success) else fresh_success
+        if not same_values((point.miou, point.per_class_iou, point.pixel_accuracy, success, point.num_images),
+                           (s.miou, tuple(s.per_class_iou), s.pixel_accuracy, fresh_success, s.num_images)):
+            raise ResultError(f"{target}/{condition}: the per-image records give mIoU {point.miou} but the "
+                              f"metric states {s.miou}; refusing to write an inconsistent result")

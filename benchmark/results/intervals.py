@@ -69,6 +69,22 @@ def count_tables(images: Sequence[ImageRecord], num_classes: int, names: Sequenc
     return tables
 
 
+def point_scores(images: Sequence[ImageRecord], num_classes: int) -> dict[tuple, tuple]:
+    """Record key -> (Scores, success rate or None) from the summed counts of ``images`` (no intervals)."""
+    tables = count_tables(images, num_classes)
+    out = {}
+    for key, counts in tables.items():
+        n = counts.intersection.shape[0]
+        scores = scores_from_counts(counts.intersection.sum(0).tolist(), counts.predicted.sum(0).tolist(),
+                                    counts.labelled.sum(0).tolist(), n)
+        success = None
+        if key[2] != CLEAN:
+            correct = int(tables[(key[0], None, CLEAN, None)].intersection.sum())
+            success = int(counts.fooled.sum()) / correct if correct > 0 else None
+        out[key] = (scores, success)
+    return out
+
+
 def _ci(samples: torch.Tensor, level: float) -> tuple[float, float] | None:
     interval = percentile_interval(samples, level)
     return None if interval is None else (interval[0], interval[1])
