@@ -190,8 +190,9 @@ def _verify(argv: list[str]) -> int:
     parser.add_argument("entry", help="leaderboard/entries/.../<attack>-<hash>.json")
     parser.add_argument("--images", type=int, default=8, help="re-run the first K images (default 8)")
     parser.add_argument("--data-root", default=None, help="dataset folder (default: the shipped configs' root)")
-    parser.add_argument("--tolerance", type=float, default=0.01,
-                        help="allowed count difference per image, fraction of its valid pixels (0: exact)")
+    parser.add_argument("--tolerance", type=float, default=None,
+                        help="allowed count difference per image, fraction of its valid pixels (default: 0 when "
+                             "the re-run's numerics match the entry's, else 0.01)")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the batch size the entry records")
     args = parser.parse_args(argv)
     from benchmark.lightning.verify import verify
@@ -202,7 +203,7 @@ def _verify(argv: list[str]) -> int:
         print(f"MISMATCH {problem}")
     verdict = "agrees" if report.ok else "DOES NOT agree"
     print(f"{report.entry}: re-run of {report.images} images {verdict} with the entry "
-          f"(tolerance {args.tolerance:g} of valid pixels per image)")
+          f"(tolerance {report.tolerance:g} of valid pixels per image; {report.numerics})")
     return 0 if report.ok else 1
 
 

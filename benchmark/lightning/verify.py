@@ -8,9 +8,11 @@
 3. The entry's dataset, models, attack (every recorded setting) and seed are run again on the first K
    images, with the run's recorded batch size, and the per-image pixel counts are compared with the
    recorded ones. ``tolerance`` is the largest allowed count difference as a fraction of an image's
-   valid pixels: 0 demands identical counts, which a CPU re-run gives when the re-run batches hold the
-   same images as the original ones (K a multiple of the batch size); the default 0.01 absorbs the
-   last-bit differences that other batches or a GPU can cause at near-tied pixels.
+   valid pixels. By default it is 0 -- identical counts -- when the re-run's numerics (device and its
+   model, threads, precision settings) and versions equal the entry's, which a CPU re-run then gives
+   if its batches hold the same images as the original ones (K a multiple of the batch size); when they
+   differ it is 0.01, which absorbs the last-bit differences at near-tied pixels, and the report says
+   what differed.
 """
 
 from __future__ import annotations
@@ -38,11 +40,20 @@ DEFAULT_ROOTS = {
 }
 
 
+DEFAULT_TOLERANCE = 0.01
+
+
 @dataclass(frozen=True)
 class Verification:
+    """``problems`` of the re-run of ``images`` images, compared with ``tolerance`` (fraction of an
+    image's valid pixels); ``numerics`` says whether the re-run's numerics and versions matched the
+    entry's (the condition for bit-identical counts) and, if not, what differed."""
+
     entry: str
     images: int
     problems: tuple[str, ...]
+    tolerance: float
+    numerics: str
 
     @property
     def ok(self) -> bool:
@@ -85,9 +96,23 @@ def rerun_arguments(entry, images: int, data_root: str, out_dir: Path, batch_siz
     ]
 
 
-def verify(path: str | Path, images: int = 8, data_root: str | None = None, tolerance: float = 0.01,
+def numerics_difference(entry, rerun) -> str | None:
+    """What differs between the entry's and the re-run's numerics or versions (None: nothing)."""
+    if entry.numerics is None:
+        return "the entry does not record its numerics"
+    differing = [f"{name} {a!r} vs {b!r}" for name, a, b in
+                 [(k, v, getattr(rerun.numerics, k)) for k, v in vars(entry.numerics).items()]
+                 + [(f"{k} version", v, getattr(rerun.versions, k)) for k, v in vars(entry.versions).items()]
+                 if a != b]
+    return ", ".join(differing) or None
+
+
+def verify(path: str | Path, images: int = 8, data_root: str | None = None, tolerance: float | None = None,
            batch_size: int | None = None) -> Verification:
-    """Verify the entry at ``path`` on its first ``images`` images (see the module docstring)."""
+    """Verify the entry at ``path`` on its first ``images`` images (see the module docstring).
+
+    ``tolerance`` None: exact (0) when the re-run's numerics and versions equal the entry's, else
+    :data:`DEFAULT_TOLERANCE`; an explicit value is used as given."""
     from benchmark.lightning.cli import run_cli
 
     path = Path(path)
@@ -110,4 +135,8 @@ def verify(path: str | Path, images: int = 8, data_root: str | None = None, tole
     if status != 0:
         raise ResultError(f"the re-run of {path} failed (exit status {status})")
     fresh = [r for r in rerun.images if r.condition in (CLEAN, entry.attack.name)]
-    return Verification(str(path), images, tuple(compare_images(entry.images, fresh, tolerance)))
+    difference = numerics_difference(entry, rerun)
+    if tolerance is None:
+        tolerance = 0.0 if difference is None else DEFAULT_TOLERANCE
+    numerics = "same numerics and versions" if difference is None else f"numerics differ: {difference}"
+    return Verification(str(path), images, tuple(compare_images(entry.images, fresh, tolerance)), tolerance, numerics)

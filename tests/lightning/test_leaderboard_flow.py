@@ -1,6 +1,7 @@
 """submit -> leaderboard build -> verify on a real run of the embedded default, and tampering."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -16,9 +17,10 @@ from tests.lightning.test_pipeline import data_root, single_run  # noqa: F401  (
 pytestmark = pytest.mark.slow
 
 
-def _cli(*args, cwd=REPO_ROOT):
+def _cli(*args, cwd=REPO_ROOT, threads="1"):
+    env = {**os.environ, "OMP_NUM_THREADS": threads}  # the board's run used one thread (tests/lightning/test_pipeline.py)
     return subprocess.run([sys.executable, "-m", "benchmark.cli", *args], capture_output=True, text=True,
-                          timeout=600, cwd=cwd)
+                          timeout=600, cwd=cwd, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +50,14 @@ def _entry(board, attack):
     return next(p for p in (board / "entries").rglob(f"{attack}-*.json"))
 
 
-def test_verify_agrees_with_an_honest_entry(board, data_root):  # noqa: F811
-    checked = _cli("verify", str(_entry(board, "pgd")), "--images", "2", "--data-root", str(data_root),
-                   "--tolerance", "0")
+def test_verify_agrees_with_an_honest_entry_exactly_when_the_numerics_match(board, data_root):  # noqa: F811
+    checked = _cli("verify", str(_entry(board, "pgd")), "--images", "2", "--data-root", str(data_root))
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "agrees" in checked.stdout
+    assert checked.stdout.rstrip().endswith("agrees with the entry (tolerance 0 of valid pixels per image; "
+                                            "same numerics and versions)")
+    other = _cli("verify", str(_entry(board, "pgd")), "--images", "2", "--data-root", str(data_root), threads="2")
+    assert other.returncode == 0, other.stdout + other.stderr
+    assert "(tolerance 0.01 of valid pixels per image; numerics differ: threads 1 vs 2)" in other.stdout
 
 
 def test_verify_catches_an_edited_metric(board, tmp_path):

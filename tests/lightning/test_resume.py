@@ -214,3 +214,18 @@ def test_an_out_dir_under_a_file_fails_before_any_attack(data_root, tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and errors == [f"error: results.out_dir {blocker / 'sub'} cannot be used: "
                                                  "Not a directory"]
+
+
+def test_a_resumed_run_continues_its_wandb_run_and_leaves_no_empty_logger_folders(data_root, tmp_path):
+    out = tmp_path / "run"
+    args = [a if a != "none" else "wandb" for a in _args(data_root, out)]
+    process = _start(args, tmp_path)
+    _stop_after(process, out, batches=1, sig=signal.SIGTERM)
+    assert process.returncode == 143
+    run_id = (out / "journal" / "wandb-id").read_text().strip()
+    resumed = _cli(args, tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    runs = sorted(p.name for p in (out / "wandb").glob("offline-run-*"))
+    assert runs and all(name.endswith(f"-{run_id}") for name in runs)  # one W&B run, continued
+    refused = _cli([*_args(data_root, tmp_path / "refused", "--logger", "csv"), "--attack.eps", "1"], tmp_path)
+    assert refused.returncode == 2 and not (tmp_path / "refused" / "csv").exists()
