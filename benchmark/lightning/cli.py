@@ -24,7 +24,7 @@ from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from benchmark.errors import BenchmarkError
 from benchmark.lightning.preflight import (check_accelerator, check_trainer_options, check_wandb_online, launched_rank,
                                            prepare_out_dir, remove_empty_folders)
-from benchmark.lightning.stopping import EXIT_CODES, Interrupted
+from benchmark.lightning.stopping import EXIT_CODES, Interrupted, requeue_slurm_job, under_slurm
 from benchmark.lightning.stopping import install as install_signal_handlers
 from benchmark.results.journal import journal_dir, journalled_images
 from benchmark.results.outdir import RunLock
@@ -118,6 +118,10 @@ class BenchmarkCLI(LightningCLI):
             self.lock = prepare_out_dir(config.results.out_dir, fresh=self.fresh)
             self.datamodule.check_files()
         kwargs["logger"] = self._logger()
+        if under_slurm():  # our SIGUSR1 handling requeues; Lightning's would checkpoint every model first
+            from lightning.fabric.plugins.environments import SLURMEnvironment
+
+            kwargs["plugins"] = [SLURMEnvironment(auto_requeue=False)]
         return super().instantiate_trainer(**kwargs)
 
     def _logger(self):
@@ -266,8 +270,9 @@ def run_cli(argv: list[str], cli_class: type[BenchmarkCLI] | None = None) -> int
     except (SIGTERMException, Interrupted) as err:
         name = "SIGTERM" if isinstance(err, SIGTERMException) else err.signal_name
         out = cli.config.results.out_dir if cli is not None else "the out_dir"
+        resume = requeue_slurm_job() if name == "SIGUSR1" else "rerun the same command to resume"
         print(f"error: stopped by {name} after the batch in flight; {journalled_images(out)} images are journalled in "
-              f"{out}: rerun the same command to resume", file=sys.stderr)
+              f"{out}: {resume}", file=sys.stderr)
         status = EXIT_CODES[name]
     except BenchmarkError as err:
         print(f"error: {one_line(err)}", file=sys.stderr)

@@ -195,6 +195,8 @@ def test_data_problems_in_the_last_image_fail_before_any_attack(how, extra, culp
     (["--trainer.accelerator", "gpu"], {"CUDA_VISIBLE_DEVICES": ""}, "no CUDA device is visible"),
     (["--logger", "wandb", "--wandb.mode", "online"], {"WANDB_API_KEY": "", "HOME": "/nonexistent"},
      "needs a W&B login"),
+    (["--logger", "wandb", "--wandb.mode", "online"], {"WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"},
+     "127.0.0.1:9 cannot be reached within 5 s"),
     (["--attack.eps", "1"], {}, "a quarter of the pixel range or more"),
     (["--attack.alpha", "0.1"], {}, "is larger than eps"),
 ])
@@ -205,6 +207,19 @@ def test_option_problems_fail_at_once_with_one_line(extra, env, culprit, data_ro
     assert result.returncode == 2 and len(errors) == 1 and culprit in errors[0], result.stderr[-2000:]
     assert not (tmp_path / "run" / "journal").exists()
     assert time.monotonic() - start < 60
+
+
+def test_a_data_error_in_a_loader_worker_is_one_line(data_root, tmp_path):
+    """With the scan skipped, the error surfaces in a DataLoader worker: still its own one line."""
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(data_root, root)
+    _corrupt(root, "label-value")
+    result = _cli(_args(root, tmp_path / "run", "--data.preflight", "false", "--data.num_workers", "2"), tmp_path)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(errors) == 1, result.stderr[-3000:]
+    assert "contains value 9 outside [0, 7)" in errors[0] and "Traceback" not in result.stderr
 
 
 def test_an_out_dir_under_a_file_fails_before_any_attack(data_root, tmp_path):
@@ -229,3 +244,23 @@ def test_a_resumed_run_continues_its_wandb_run_and_leaves_no_empty_logger_folder
     assert runs and all(name.endswith(f"-{run_id}") for name in runs)  # one W&B run, continued
     refused = _cli([*_args(data_root, tmp_path / "refused", "--logger", "csv"), "--attack.eps", "1"], tmp_path)
     assert refused.returncode == 2 and not (tmp_path / "refused" / "csv").exists()
+
+
+def test_sigusr1_under_slurm_requeues_the_job_and_the_requeued_run_resumes(data_root, uninterrupted, tmp_path):
+    """A fake ``scontrol`` records the requeue; the SLURM variables make Lightning see a one-task job."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "scontrol").write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path / 'scontrol.args'}\n")
+    (bin_dir / "scontrol").chmod(0o755)
+    slurm = {"SLURM_JOB_ID": "4242", "SLURM_NTASKS": "1", "SLURM_JOB_NAME": "bench", "SLURM_PROCID": "0",
+             "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    out = tmp_path / "run"
+    process = _start(_args(data_root, out), tmp_path, **slurm)
+    _stop_after(process, out, batches=1, sig=signal.SIGUSR1)
+    assert process.returncode == 138, process.stderr.read()[-2000:]
+    assert "requeued SLURM job 4242: it resumes from the journal" in process.stderr.read()
+    assert (tmp_path / "scontrol.args").read_text().split() == ["requeue", "4242"]
+    assert not list(Path(REPO_ROOT).glob("hpc_ckpt_*.ckpt"))  # Lightning's own requeue did not run
+    resumed = _cli(_args(data_root, out), tmp_path, **slurm)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert _comparable(out) == uninterrupted
