@@ -9,8 +9,9 @@ is one :class:`~benchmark.errors.ConfigError` / ``DataError`` / ``ResultError`` 
 from __future__ import annotations
 
 import os
-import socket
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -58,13 +59,15 @@ def check_wandb_online(timeout_s: float = WANDB_TIMEOUT_S) -> None:
     if not (os.environ.get("WANDB_API_KEY") or _netrc_has_wandb()):
         raise ConfigError("--wandb.mode online needs a W&B login: run `wandb login` (or set WANDB_API_KEY), "
                           "or log offline (the default) and `wandb sync` later")
-    url = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
-    host, port = url.hostname or "api.wandb.ai", url.port or (443 if url.scheme == "https" else 80)
+    base = os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai").rstrip("/")
     try:
-        socket.create_connection((host, port), timeout=timeout_s).close()
-    except OSError as err:
-        raise ConfigError(f"--wandb.mode online: {host}:{port} cannot be reached within {timeout_s:g} s "
-                          f"({err.strerror or err}); log offline (the default) and `wandb sync` later") from None
+        urllib.request.urlopen(base + "/", timeout=timeout_s).close()
+    except urllib.error.HTTPError:
+        pass  # the server answered (with an error status for a bare GET): reachable
+    except (OSError, ValueError) as err:  # URLError, timeouts, TLS failures
+        reason = getattr(err, "reason", err)
+        raise ConfigError(f"--wandb.mode online: {base} cannot be reached ({reason}; waited at most {timeout_s:g} s); "
+                          "log offline (the default) and `wandb sync` later") from None
 
 
 def _netrc_has_wandb() -> bool:

@@ -200,7 +200,8 @@ class ResultsWriter(pl.Callback):
                          intervals=self.intervals, provenance=attack_cb.provenance,
                          versions=Versions.current(mmseg=library_versions()["mmseg"]),
                          numerics=NumericsInfo.current(module.device, getattr(attack_cb, "autocast", None)),
-                         timings=Timings(wall_s=round(wall, 3), images_per_s=round(num_images / max(wall, 1e-9), 4)),
+                         timings=Timings(wall_s=round(wall, 3),
+                                         images_per_s=round(len({r.image for r in attempt}) / max(wall, 1e-9), 4)),
                          metrics=metrics, summaries=summaries, comparisons=comparisons, images=images)
 
 

@@ -181,7 +181,8 @@ class Versions:
 
 @dataclass(frozen=True)
 class Timings:
-    """Wall-clock seconds of the evaluation and throughput in images per second."""
+    """Wall-clock seconds of the evaluation and throughput in images per second (of this attempt: a
+    resumed run counts the images it attacked, not those its journal already held)."""
 
     wall_s: float
     images_per_s: float
