@@ -84,6 +84,9 @@ def _attack_ensemble(callback: AttackCallback) -> str:
 
 
 class BenchmarkCLI(LightningCLI):
+    fresh = False  # set by run_cli from --fresh
+    lock: RunLock | None = None  # the out_dir lock of this run (the first process only)
+
     def add_arguments_to_parser(self, parser) -> None:
         self.add_adversarial_arguments(parser)
         parser.add_lightning_class_args(ResultsWriter, "results")
@@ -101,9 +104,6 @@ class BenchmarkCLI(LightningCLI):
         parser.link_arguments(group, "model.conditions", compute_fn=_attack_names, apply_on="instantiate")
         parser.link_arguments(group, "model.seeds", compute_fn=_attack_seeds, apply_on="instantiate")
         parser.link_arguments(group, "model.ensemble", compute_fn=_attack_ensemble, apply_on="instantiate")
-
-    fresh = False  # set by run_cli from --fresh
-    lock: RunLock | None = None
 
     def instantiate_trainer(self, **kwargs):
         """Everything checkable is checked here, before the Trainer exists (preflight)."""
