@@ -209,8 +209,13 @@ def _verify(argv: list[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--version"]:
+        import benchmark
+
+        print(f"transegpgd-bench {benchmark.__version__}")
+        return 0
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: benchmark <command> [options]\n\ncommands:")
+        print("usage: benchmark <command> [options]   (benchmark --version; benchmark <command> --help)\n\ncommands:")
         for name, (help_text, _) in COMMANDS.items():
             print(f"  {name:<18} {help_text}")
         return 0 if argv else 2

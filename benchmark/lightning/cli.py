@@ -11,9 +11,12 @@ Groups: ``data`` (SegmentationDataModule), ``model`` (TransferModule), ``attack`
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import sys
 import warnings
+from pathlib import Path
 
 import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
@@ -21,9 +24,10 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
-from benchmark.errors import BenchmarkError
+from benchmark.errors import BenchmarkError, ConfigError
 from benchmark.lightning.preflight import (check_accelerator, check_trainer_options, check_wandb_online, launched_rank,
                                            prepare_out_dir, remove_empty_folders)
+from benchmark.lightning.runlog import close_run_log, open_run_log, say
 from benchmark.lightning.stopping import EXIT_CODES, Interrupted, requeue_slurm_job, under_slurm
 from benchmark.lightning.stopping import install as install_signal_handlers
 from benchmark.results.journal import journal_dir, journalled_images
@@ -83,9 +87,44 @@ def _attack_ensemble(callback: AttackCallback) -> str:
     return callback.ensemble
 
 
+# Trainer options that only training uses, or that the benchmark sets or refuses itself: hidden from
+# ``benchmark run --help`` (still settable; the refused ones fail in one line before any work).
+HIDDEN_TRAINER_OPTIONS = (
+    "max_epochs", "min_epochs", "max_steps", "min_steps", "max_time", "limit_train_batches", "limit_test_batches",
+    "limit_predict_batches", "val_check_interval", "check_val_every_n_epoch", "num_sanity_val_steps",
+    "log_every_n_steps", "enable_checkpointing", "accumulate_grad_batches", "gradient_clip_val",
+    "gradient_clip_algorithm", "reload_dataloaders_every_n_epochs", "use_distributed_sampler", "detect_anomaly",
+    "sync_batchnorm", "model_registry", "barebones", "inference_mode", "logger", "enable_model_summary",
+    "fast_dev_run", "overfit_batches", "limit_val_batches", "profiler", "default_root_dir",
+)
+
+
+def _env_list(name: str) -> list[str] | None:
+    value = os.environ.get(name)
+    return [item.strip() for item in value.split(",") if item.strip()] if value else None
+
+
 class BenchmarkCLI(LightningCLI):
+    """Run a transfer benchmark: attack on the sources, evaluate every target (README "Running
+    experiments"). Extra flags: --fresh (discard an interrupted run's journal), --debug (tracebacks)."""
+
+    prog = "benchmark run"
     fresh = False  # set by run_cli from --fresh
+    argv: list[str] = []  # the command line, for run.log
     lock: RunLock | None = None  # the out_dir lock of this run (the first process only)
+    run_log = None  # the run.log handler (the first process only)
+
+    def add_default_arguments_to_parser(self, parser) -> None:
+        """No ``--seed_everything``: the attacks' seed is ``attack.seed`` / ``attack.seeds``, the only one."""
+
+    def _set_seed(self) -> None:
+        pass  # see add_default_arguments_to_parser: nothing random happens outside the seeded attacks
+
+    def parse_arguments(self, parser, args) -> None:
+        try:
+            super().parse_arguments(parser, args)
+        except argparse.ArgumentError as err:
+            raise ConfigError(parser_error_line(err, parser)) from None
 
     def add_arguments_to_parser(self, parser) -> None:
         self.add_adversarial_arguments(parser)
@@ -93,10 +132,33 @@ class BenchmarkCLI(LightningCLI):
         parser.add_lightning_class_args(BenchmarkProgressBar, "progress")
         parser.add_argument("--logger", choices=["wandb", "csv", "none"], default="wandb",
                             help="where metrics go besides results.json (W&B runs offline by default)")
-        parser.add_argument("--wandb.project", default="transegpgd-bench")
-        parser.add_argument("--wandb.mode", choices=["offline", "online"], default="offline")
+        parser.add_argument("--wandb.project", default=os.environ.get("WANDB_PROJECT", "transegpgd-bench"),
+                            help="W&B project (default: $WANDB_PROJECT or transegpgd-bench)")
+        parser.add_argument("--wandb.mode", choices=["offline", "online"],
+                            default="online" if os.environ.get("WANDB_MODE") == "online" else "offline",
+                            help="offline (default; `wandb sync` later) or online (needs `wandb login`); $WANDB_MODE")
+        parser.add_argument("--wandb.name", type=str | None, default=os.environ.get("WANDB_NAME"),
+                            help="run name (default: $WANDB_NAME, else W&B's)")
+        parser.add_argument("--wandb.group", type=str | None, default=os.environ.get("WANDB_RUN_GROUP"),
+                            help="run group (default: $WANDB_RUN_GROUP)")
+        parser.add_argument("--wandb.tags", type=list[str] | None, default=_env_list("WANDB_TAGS"),
+                            help="run tags (default: $WANDB_TAGS, comma-separated)")
+        parser.add_argument("--wandb.entity", type=str | None, default=os.environ.get("WANDB_ENTITY"),
+                            help="team or user (default: $WANDB_ENTITY)")
+        parser.add_argument("--wandb.quiet", type=bool, default=os.environ.get("WANDB_SILENT") == "true",
+                            help="hide wandb's own messages (default: $WANDB_SILENT)")
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.ignore_index", "model.ignore_index", apply_on="instantiate")
+        parser.link_arguments("results.num_logged_images", "model.num_examples")
+        for action in parser._actions:
+            name = action.dest.split(".", 1)[1] if action.dest.startswith("trainer.") else None
+            if (name and name.split(".")[0] in HIDDEN_TRAINER_OPTIONS) or action.dest == "model.source_models":
+                action.help = argparse.SUPPRESS
+        # the benchmark's own groups first in --help, the Trainer's last
+        trainer = [g for g in parser._action_groups if g.title.startswith("Customize every aspect of training")]
+        for group in trainer:
+            group.title = "Trainer (devices, nodes, strategy, precision; training-only options are hidden)"
+        parser._action_groups = [g for g in parser._action_groups if g not in trainer] + trainer
 
     def add_adversarial_arguments(self, parser, group: str = "attack", cls=AttackCallback) -> None:
         """The group that fills ``batch["adv"]`` and its links into the module."""
@@ -108,6 +170,8 @@ class BenchmarkCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs):
         """Everything checkable is checked here, before the Trainer exists (preflight)."""
         config = self.config
+        if config.trainer.get("logger") is not None:
+            raise ConfigError("set the logger with --logger wandb|csv|none, not --trainer.logger")
         check_trainer_options(dict(config.trainer))
         check_accelerator(config.trainer.accelerator)
         if config.logger == "wandb" and config.wandb.mode == "online":
@@ -116,6 +180,8 @@ class BenchmarkCLI(LightningCLI):
         writer.run_config = fingerprint_config(config)
         if launched_rank() == 0:  # DDP workers started by Lightning re-run this: only the first process
             self.lock = prepare_out_dir(config.results.out_dir, fresh=self.fresh)
+            self.run_log = open_run_log(config.results.out_dir, [self.prog.split()[-1], *self.argv])
+            (Path(config.results.out_dir) / "config.yaml").write_text(self.parser.dump(config, skip_none=False))
             self.datamodule.check_files()
         kwargs["logger"] = self._logger()
         if under_slurm():  # our SIGUSR1 handling requeues; Lightning's would checkpoint every model first
@@ -131,15 +197,40 @@ class BenchmarkCLI(LightningCLI):
             return False
         if config.logger == "csv":
             return CSVLogger(save_dir=out_dir, name="csv")
+        if config.wandb.quiet:
+            os.environ["WANDB_SILENT"] = "true"
         return WandbLogger(save_dir=out_dir, project=config.wandb.project, offline=config.wandb.mode == "offline",
-                           id=wandb_run_id(out_dir), resume="allow")
+                           id=wandb_run_id(out_dir), resume="allow", name=config.wandb.name, group=config.wandb.group,
+                           tags=config.wandb.tags, entity=config.wandb.entity, config=resolved_config(config))
 
 
 # Options that decide where results go or how they are shown, not what they are: left out of the
 # fingerprint, so a resumed run may change them (the world size among them).
-NOT_FINGERPRINTED = ("results.out_dir", "results.quiet", "results.num_logged_images", "logger", "wandb", "progress",
+NOT_FINGERPRINTED = ("results.out_dir", "results.quiet", "results.num_logged_images", "results.per_class", "logger",
+                     "wandb", "progress", "model.num_examples",
                      "trainer.devices", "trainer.num_nodes", "trainer.strategy", "trainer.accelerator",
                      "trainer.enable_progress_bar", "data.num_workers", "data.preflight", "config")
+
+
+def resolved_config(config) -> dict:
+    """The whole resolved configuration as plain data (W&B's run config; config.yaml holds the same)."""
+    plain = config.as_dict() if hasattr(config, "as_dict") else dict(config)
+    plain.pop("config", None)  # the config file paths: the values themselves are here
+    return json.loads(json.dumps(plain, default=str))
+
+
+def parser_error_line(err: argparse.ArgumentError, parser) -> str:
+    """A parser error on one line, with the closest option names for an unknown one."""
+    import difflib
+
+    text = " ".join(line.strip() for line in str(err).splitlines())
+    unknown = [token for token in text.replace("unrecognized arguments:", "").split() if token.startswith("--")]
+    if text.startswith("unrecognized arguments") and unknown:
+        known = [option for option in parser._option_string_actions if option.startswith("--")]
+        close = difflib.get_close_matches(unknown[0].split("=")[0], known, n=2, cutoff=0.6)
+        if close:
+            text += f" (did you mean {' or '.join(close)}?)"
+    return f"{text}; see {parser.prog} --help"
 
 
 def fingerprint_config(config) -> dict:
@@ -180,6 +271,8 @@ class EvaluateCLI(BenchmarkCLI):
     """``benchmark evaluate``: ``benchmark run`` with the saved-set reader in place of the attacks;
     the sources and their provenance come from the set's manifest."""
 
+    prog = "benchmark evaluate"
+
     def add_adversarial_arguments(self, parser, group: str = "adv", cls=None) -> None:
         super().add_adversarial_arguments(parser, group, SavedSetCallback)
         parser.link_arguments(group, "model.sources", compute_fn=_saved_sources, apply_on="instantiate")
@@ -211,7 +304,8 @@ def _make(cli_class: type[BenchmarkCLI], argv: list[str]) -> BenchmarkCLI:
                                               r"|LightningCLI's args parameter)")
     return cli_class(TransferModule, SegmentationDataModule, args=argv, run=False,
                      trainer_defaults=TRAINER_DEFAULTS, save_config_callback=None,
-                     parser_kwargs={"prog": "benchmark run"}, auto_configure_optimizers=False,
+                     parser_kwargs={"prog": cli_class.prog, "exit_on_error": False, "description": cli_class.__doc__},
+                     auto_configure_optimizers=False,
                      seed_everything_default=False)
 
 
@@ -256,12 +350,11 @@ def run_cli(argv: list[str], cli_class: type[BenchmarkCLI] | None = None) -> int
     ``--fresh`` discards an interrupted run's journal in ``out_dir`` instead of resuming it;
     ``--debug`` shows tracebacks. Exit status: 0 done, 2 refused input, 130/143 stopped by
     SIGINT/SIGTERM (resumable), 1 any other failure."""
-    os.environ.setdefault("WANDB_SILENT", "true")
     argv = list(argv)
     flags = {flag: flag in argv for flag in ("--fresh", "--debug")}
     argv = [a for a in argv if a not in flags]
     cli_class = cli_class or BenchmarkCLI
-    cli_class.fresh = flags["--fresh"]
+    cli_class.fresh, cli_class.argv = flags["--fresh"], argv
     install_signal_handlers()
     cli, status = None, 0
     try:
@@ -271,19 +364,20 @@ def run_cli(argv: list[str], cli_class: type[BenchmarkCLI] | None = None) -> int
         name = "SIGTERM" if isinstance(err, SIGTERMException) else err.signal_name
         out = cli.config.results.out_dir if cli is not None else "the out_dir"
         resume = requeue_slurm_job() if name == "SIGUSR1" else "rerun the same command to resume"
-        print(f"error: stopped by {name} after the batch in flight; {journalled_images(out)} images are journalled in "
-              f"{out}: {resume}", file=sys.stderr)
+        say(f"error: stopped by {name} after the batch in flight; {journalled_images(out)} images are journalled in "
+            f"{out}: {resume}", sys.stderr)
         status = EXIT_CODES[name]
     except BenchmarkError as err:
-        print(f"error: {one_line(err)}", file=sys.stderr)
+        say(f"error: {one_line(err)}", sys.stderr)
         status = 2
     except Exception as err:  # anything else: one line unless --debug
         if flags["--debug"]:
             raise
-        print(f"error: {type(err).__name__}: {one_line(err)} (rerun with --debug for the traceback)", file=sys.stderr)
+        say(f"error: {type(err).__name__}: {one_line(err)} (rerun with --debug for the traceback)", sys.stderr)
         status = 1
     finally:
         if cli is not None and cli.lock is not None:
+            close_run_log(cli.run_log)
             cli.lock.release()
             remove_empty_folders(cli.config.results.out_dir)
         if torch.distributed.is_available() and torch.distributed.is_initialized():

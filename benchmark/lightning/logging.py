@@ -1,27 +1,42 @@
 """Send one run's results to the Lightning loggers (rank 0 only; called by the results writer).
 
-Every logger gets the scalars ``miou/<target>/clean`` and, per attack, ``miou/<target>/<source>/<attack>``
-(the seed mean) with ``miou_ci_low/...`` and ``miou_ci_high/...``, and likewise ``success_rate/...``.
-A W&B logger also gets the transfer table with intervals, the attack comparisons, per-class IoU
-tables, the heatmaps and a few example images with clean and adversarial predictions as mask overlays.
+A CSV logger gets the final numbers as one row of scalars. A W&B run gets them where W&B users look:
+
+- the **summary**: per target the clean mIoU / mAcc / aAcc, and per (source, attack) the black-box mean
+  and white-box mIoU, each target's mIoU with its interval, and the success rates;
+- **tables**: mIoU with intervals and seed spread per (target, source, attack), the attack comparisons,
+  the achieved perturbations and per-class IoU / Acc;
+- the **heatmaps**, and **example panels**: uint8 RGB images with the clean / adversarial prediction and
+  the ground truth as masks, one key per target and at most :data:`IMAGES_PER_KEY` images per key
+  (W&B shows no more than 108 per key);
+- an **artifact** ``results-<run id>`` (versioned by W&B) holding results.json, results.md,
+  per_class_metrics.csv, config.yaml and, when saved, the adversarial PNGs with their manifest.
+
+The run's configuration is its W&B config (passed when the logger is made, :mod:`benchmark.lightning.cli`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import torch
 from lightning.pytorch.loggers import Logger, WandbLogger
 
 from benchmark.results import CLEAN, RunResult
 
+IMAGES_PER_KEY = 100
+ARTIFACT_FILES = ("results.json", "results.md", "per_class_metrics.csv", "config.yaml")
+
 
 def scalars(result: RunResult) -> dict[str, float]:
+    """Flat final numbers: clean per target and per (target, source, attack) seed means."""
     out = {}
     for target in result.targets:
         clean = result.metric(target, CLEAN)
         out[f"miou/{target}/{CLEAN}"] = clean.miou
-        out[f"miou_ci_low/{target}/{CLEAN}"], out[f"miou_ci_high/{target}/{CLEAN}"] = clean.miou_ci
-        out[f"pixel_accuracy/{target}/{CLEAN}"] = clean.pixel_accuracy
+        out[f"macc/{target}/{CLEAN}"] = clean.macc
+        out[f"aacc/{target}/{CLEAN}"] = clean.pixel_accuracy
     for s in result.summaries:
         key = f"{s.target}/{s.source}/{s.condition}"
         out[f"miou/{key}"] = s.miou_mean
@@ -31,44 +46,106 @@ def scalars(result: RunResult) -> dict[str, float]:
     return out
 
 
-def log_run(loggers: list[Logger], result: RunResult, examples: list[dict], heatmaps: list[Path]) -> None:
+def ranking_summary(result: RunResult) -> dict[str, float]:
+    """Per (source, attack): the black-box mean and white-box mIoU (the leaderboard's columns)."""
+    out = {}
+    for source in result.source_ids:
+        for attack in result.attack_names:
+            black = [result.summary(t, attack, source).miou_mean for t in result.targets
+                     if not result.is_white_box(t, source)]
+            white = [result.summary(t, attack, source).miou_mean for t in result.targets
+                     if result.is_white_box(t, source)]
+            if black:
+                out[f"blackbox_mean_miou/{source}/{attack}"] = sum(black) / len(black)
+            if white:
+                out[f"whitebox_miou/{source}/{attack}"] = sum(white) / len(white)
+    return out
+
+
+def log_run(loggers: list[Logger], result: RunResult, examples: list[dict], heatmaps: list[Path],
+            out_dir: Path) -> Path | None:
+    """Log to every logger; return the W&B run directory, if a W&B logger took part."""
+    wandb_dir = None
     for logger in loggers:
-        logger.log_metrics(scalars(result), step=0)
         if isinstance(logger, WandbLogger):
-            _log_wandb(logger, result, examples, heatmaps)
+            wandb_dir = _log_wandb(logger, result, examples, heatmaps, out_dir)
+        else:
+            logger.log_metrics(scalars(result), step=0)
         logger.save()
+    return wandb_dir
 
 
-def _log_wandb(logger: WandbLogger, result: RunResult, examples: list[dict], heatmaps: list[Path]) -> None:
+def _percent(value):
+    return None if value is None else 100 * value
+
+
+def _log_wandb(logger: WandbLogger, result: RunResult, examples: list[dict], heatmaps: list[Path],
+               out_dir: Path) -> Path:
     import wandb
 
-    rows = [[t, "", CLEAN, "", 100 * m.miou, None, 100 * m.miou_ci[0], 100 * m.miou_ci[1], False]
-            for t in result.targets for m in [result.metric(t, CLEAN)]]
-    rows += [[s.target, s.source, s.condition, ",".join(map(str, s.seeds)), 100 * s.miou_mean,
-              None if s.miou_std is None else 100 * s.miou_std, 100 * s.miou_ci[0], 100 * s.miou_ci[1],
+    run = logger.experiment
+    run.summary.update({**scalars(result), **ranking_summary(result)})
+    rows = [[t, "", CLEAN, "", 100 * m.miou, None, 100 * m.miou_ci[0], 100 * m.miou_ci[1], 100 * m.macc,
+             100 * m.pixel_accuracy, None, False] for t in result.targets for m in [result.metric(t, CLEAN)]]
+    rows += [[s.target, s.source, s.condition, ",".join(map(str, s.seeds)), 100 * s.miou_mean, _percent(s.miou_std),
+              100 * s.miou_ci[0], 100 * s.miou_ci[1], None, None, _percent(s.success_rate_mean),
               result.is_white_box(s.target, s.source)] for s in result.summaries]
-    logger.log_table("results/miou_percent", data=rows,
-                     columns=["target", "source", "condition", "seeds", "miou", "std", "ci_low", "ci_high", "white_box"])
+    logger.log_table("results/miou_percent", data=rows, columns=[
+        "target", "source", "condition", "seeds", "miou", "std", "ci_low", "ci_high", "macc", "aacc",
+        "success_rate", "white_box"])
     logger.log_table("results/comparisons_points", data=[
         [c.target, c.source, c.first, c.second, 100 * c.difference, 100 * c.ci[0], 100 * c.ci[1], c.distinguishable]
         for c in result.comparisons],
         columns=["target", "source", "first", "second", "difference", "ci_low", "ci_high", "distinguishable"])
+    if result.perturbation_summaries:
+        logger.log_table("results/perturbation", data=[
+            [p.source, p.condition, p.mean_linf_255, p.max_linf_255, p.mean_l2] for p in result.perturbation_summaries],
+            columns=["source", "attack", "mean_linf_255", "max_linf_255", "mean_l2"])
     classes = list(result.dataset.class_names)
     for target in result.targets:
-        data = [[CLEAN, *(None if v is None else 100 * v for v in result.metric(target, CLEAN).per_class_iou)]]
-        data += [[f"{m.source}/{m.condition}@{m.seed}", *(None if v is None else 100 * v for v in m.per_class_iou)]
-                 for m in result.metrics if m.target == target and m.condition != CLEAN]
-        logger.log_table(f"per_class_iou/{target}", columns=["condition", *classes], data=data)
-    logger.experiment.log({f"results/{path.stem}": wandb.Image(str(path)) for path in heatmaps})
-    labels = {**dict(enumerate(classes)), result.dataset.ignore_index: "ignore"}
-    images = []
+        data = [[CLEAN if m.condition == CLEAN else f"{m.source}/{m.condition}@{m.seed}",
+                 *map(_percent, m.per_class_iou), *map(_percent, m.per_class_acc)]
+                for m in result.metrics if m.target == target]
+        logger.log_table(f"per_class/{target}", data=data,
+                         columns=["condition", *(f"IoU {c}" for c in classes), *(f"Acc {c}" for c in classes)])
+    run.log({f"results/{path.stem}": wandb.Image(str(path)) for path in heatmaps})
+    _log_examples(run, result, examples)
+    _log_artifact(run, out_dir)
+    return Path(run.dir).parent
+
+
+def to_uint8(image) -> np.ndarray:
+    """A float (3, H, W) image in [0, 1] as uint8 (H, W, 3): W&B casts floats without rescaling."""
+    return (image.float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
+def _log_examples(run, result: RunResult, examples: list[dict]) -> None:
+    import wandb
+
+    labels = {**dict(enumerate(result.dataset.class_names)), result.dataset.ignore_index: "ignore"}
+    per_target: dict[str, list] = {}
     for example in examples:
         for (target, condition), pred in example["preds"].items():
             pixels = example["image"] if condition == CLEAN else example["adv"][condition]
             name = CLEAN if condition == CLEAN else f"{condition.source}/{condition.attack}@{condition.seed}"
             masks = {"prediction": {"mask_data": pred.numpy(), "class_labels": labels},
                      "ground_truth": {"mask_data": example["label"].numpy(), "class_labels": labels}}
-            images.append(wandb.Image(pixels.permute(1, 2, 0).numpy(), masks=masks,
-                                      caption=f"{example['name']} | {target} | {name}"))
-    if images:
-        logger.experiment.log({"examples": images})
+            per_target.setdefault(target, []).append(
+                wandb.Image(to_uint8(pixels), masks=masks, caption=f"{example['name']} | {target} | {name}"))
+    for target, images in per_target.items():
+        for part, start in enumerate(range(0, len(images), IMAGES_PER_KEY)):
+            key = f"examples/{target}" + (f"/part{part}" if len(images) > IMAGES_PER_KEY else "")
+            run.log({key: images[start:start + IMAGES_PER_KEY]})
+
+
+def _log_artifact(run, out_dir: Path) -> None:
+    import wandb
+
+    artifact = wandb.Artifact(f"results-{run.id}", type="benchmark-results",
+                              description="results.json, reports, configuration and saved adversarial images")
+    for name in ARTIFACT_FILES:
+        if (out_dir / name).is_file():
+            artifact.add_file(str(out_dir / name))
+    if (out_dir / "adv" / "manifest.json").is_file():
+        artifact.add_dir(str(out_dir / "adv"), name="adv")
+    run.log_artifact(artifact)

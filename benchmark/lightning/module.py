@@ -11,7 +11,7 @@ from benchmark.errors import ConfigError
 from benchmark.lightning import ADV_KEY, AdvKey
 from benchmark.metrics import AttackSuccessRate, Scores, SegmentationScores, per_image_counts
 from benchmark.models import build_zoo_model, get_model_entry
-from benchmark.results import CLEAN, ImageRecord, SourceInfo
+from benchmark.results import CLEAN, ImageRecord, PerturbationRecord, SourceInfo
 
 
 def at_label_size(model: nn.Module, size: tuple[int, int]):
@@ -115,7 +115,8 @@ class TransferModule(pl.LightningModule):
         })
         self._examples_seen = 0
         self._images: list[ImageRecord] = []
-        self._taken = 0
+        self._perturbations: list[PerturbationRecord] = []
+        self._taken = (0, 0)
 
     def setup(self, stage: str) -> None:
         for name in self.built_names:
@@ -159,6 +160,7 @@ class TransferModule(pl.LightningModule):
             raise RuntimeError(f"batch lacks adversarial images for {missing}; is the attack callback set?")
         keep = max(0, min(labels.shape[0], self.num_examples - self._examples_seen))
         examples = {}
+        self._record_perturbations(batch["name"], inputs)
         with torch.no_grad():
             for target in self.target_names:
                 net = at_label_size(self.nets[target], labels.shape[-2:])
@@ -174,6 +176,18 @@ class TransferModule(pl.LightningModule):
                     examples[(target, condition)] = adv_pred[:keep]
         self._examples_seen += keep
         return {"examples": examples, "num_examples": keep}
+
+    def _record_perturbations(self, names, inputs) -> None:
+        """Per image and attacked condition: L-inf and L2 of what the targets see minus the clean image."""
+        if not self.attacked:
+            return
+        deltas = ((inputs[c] - inputs[CLEAN]).float().flatten(1) for c in self.attacked)  # one at a time in memory
+        stats = torch.stack([torch.stack([d.abs().amax(1), d.norm(dim=1)]) for d in deltas])  # (C, 2, N)
+        linf, l2 = stats[:, 0].tolist(), stats[:, 1].tolist()  # one host copy per batch
+        for c, condition in enumerate(self.attacked):
+            for n, name in enumerate(names):
+                self._perturbations.append(PerturbationRecord(name, condition.source, condition.attack, condition.seed,
+                                                              min(linf[c][n], 1.0), l2[c][n]))
 
     def _record_images(self, names, target, condition: AdvKey | str, preds, labels, clean_pred) -> None:
         """Per-image pixel counts (the audit trail of results.json); one host copy per target and condition."""
@@ -192,13 +206,15 @@ class TransferModule(pl.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self._examples_seen = 0
-        self._images = []
-        self._taken = 0
+        self._images, self._perturbations = [], []
+        self._taken = (0, 0)
 
-    def take_new_records(self) -> list[ImageRecord]:
-        """This rank's per-image records added since the last call (one batch's, for the journal)."""
-        new, self._taken = self._images[self._taken:], len(self._images)
-        return new
+    def take_new_records(self) -> tuple[list[ImageRecord], list[PerturbationRecord]]:
+        """This rank's per-image and perturbation records added since the last call (one batch's, for
+        the journal)."""
+        images, perturbations = self._images[self._taken[0]:], self._perturbations[self._taken[1]:]
+        self._taken = (len(self._images), len(self._perturbations))
+        return images, perturbations
 
     def image_records(self, earlier: tuple[ImageRecord, ...] = ()) -> tuple[ImageRecord, ...]:
         """Every rank's per-image records of this attempt (a collective under DDP) plus ``earlier`` ones
@@ -213,6 +229,15 @@ class TransferModule(pl.LightningModule):
         conditions = {CLEAN: 0, **{tuple(c): i for i, c in enumerate(self.attacked, start=1)}}
         return tuple(sorted(records, key=lambda r: (
             r.image, targets[r.target], conditions[CLEAN if r.source is None else (r.source, r.condition, r.seed)])))
+
+    def perturbation_records(self, earlier: tuple[PerturbationRecord, ...] = ()) -> tuple[PerturbationRecord, ...]:
+        """Every rank's perturbation records of this attempt (a collective under DDP) plus ``earlier`` ones."""
+        records = list(self._perturbations)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            gathered = [None] * torch.distributed.get_world_size()
+            torch.distributed.all_gather_object(gathered, records)
+            records = [record for part in gathered for record in part]
+        return tuple(sorted([*records, *earlier], key=lambda r: (r.image, r.source, r.condition, r.seed)))
 
     def compute_scores(self) -> dict[tuple, tuple[Scores, float | None]]:
         """(target, condition) -> (scores, success rate or None for clean); condition is "clean" or an

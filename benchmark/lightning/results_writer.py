@@ -20,15 +20,16 @@ from benchmark.errors import ResultError
 from benchmark.lightning import ADV_KEY, AdvKey
 from benchmark.lightning.attack_callback import AdversarialSource, quantise
 from benchmark.lightning.logging import log_run
+from benchmark.lightning.runlog import say
 from benchmark.lightning.stopping import stop_if_requested
 from benchmark.results import (CLEAN, DatasetInfo, IntervalInfo, ModelInfo, NumericsInfo, RunResult, Timings, Versions,
                                write_result)
 from benchmark.results.adv_manifest import (MANIFEST_VERSION, AdvManifest, AttackBudget, SavedFile, budget_levels,
                                             condition_path, write_manifest)
 from benchmark.results.audit import same_values
-from benchmark.results.intervals import derive, point_scores
+from benchmark.results.intervals import derive, perturbation_summaries, point_scores
 from benchmark.results.journal import JournalState, JournalWriter, fingerprint, read_journals, remove_journals
-from benchmark.results.report import write_reports
+from benchmark.results.report import per_class_table, write_reports
 from benchmark.results.schema import SCHEMA_VERSION
 
 
@@ -46,13 +47,20 @@ class ResultsWriter(pl.Callback):
             Each rank writes its own images; rank 0 the manifest.
         bootstrap_resamples: image resamples of the intervals (default 1000).
         bootstrap_seed: seed of the resampling (default 0).
+        per_class: the per-class IoU / Acc table printed at the end: "compact" (each target, clean and
+            the first source's attacks, first seed), "full" (every condition) or "none". The whole
+            table is always in ``per_class_metrics.csv``.
     """
 
     def __init__(self, out_dir: str = "runs/default", num_logged_images: int = 4, quiet: bool = False,
-                 save_adv: bool = False, bootstrap_resamples: int = 1000, bootstrap_seed: int = 0):
+                 save_adv: bool = False, bootstrap_resamples: int = 1000, bootstrap_seed: int = 0,
+                 per_class: str = "compact"):
         super().__init__()
         if bootstrap_resamples < 1:
             raise ResultError(f"results.bootstrap_resamples must be >= 1, got {bootstrap_resamples}")
+        if per_class not in ("compact", "full", "none"):
+            raise ResultError(f"results.per_class must be compact, full or none, got {per_class!r}")
+        self.per_class = per_class
         self.out_dir = Path(out_dir)
         self.num_logged_images, self.quiet, self.save_adv = num_logged_images, quiet, save_adv
         self.intervals = IntervalInfo.default(resamples=bootstrap_resamples, seed=bootstrap_seed)
@@ -61,7 +69,7 @@ class ResultsWriter(pl.Callback):
         self._examples: list[dict] = []
         self._saved: list[SavedFile] = []
         self._journal: JournalWriter | None = None
-        self._earlier = JournalState(frozenset(), (), (), 0)
+        self._earlier = JournalState(frozenset(), (), (), (), 0)
         self.run_config: dict | None = None  # the resolved configuration, set by the CLI (fingerprint)
 
     def setup(self, trainer, pl_module, stage: str) -> None:
@@ -70,8 +78,8 @@ class ResultsWriter(pl.Callback):
         trainer.datamodule.skip = self._earlier.images
         if self._earlier.images and trainer.is_global_zero:
             total = len(trainer.datamodule.dataset)
-            print(f"resuming: {len(self._earlier.images)} of {total} images are journalled in {self.out_dir}; "
-                  f"attacking the other {total - len(self._earlier.images)}", file=sys.stderr)
+            say(f"resuming: {len(self._earlier.images)} of {total} images are journalled in {self.out_dir}; "
+                f"attacking the other {total - len(self._earlier.images)}", sys.stderr)
         self._journal = JournalWriter(self.out_dir, trainer.global_rank, parts)
 
     def fingerprint_parts(self, trainer, pl_module) -> dict:
@@ -102,7 +110,7 @@ class ResultsWriter(pl.Callback):
         if self.save_adv:
             self._save_pngs(trainer, batch)
         if self._journal is not None:  # durable before the next batch starts
-            self._journal.append(batch["name"], pl_module.take_new_records(), self._saved[before:])
+            self._journal.append(batch["name"], *pl_module.take_new_records(), self._saved[before:])
         stop_if_requested(batch_done=True)
         if not trainer.is_global_zero or len(self._examples) >= self.num_logged_images:
             return
@@ -135,12 +143,13 @@ class ResultsWriter(pl.Callback):
         scores = pl_module.compute_scores()  # collectives: every rank takes part
         attempt = pl_module.image_records()
         images = pl_module.image_records(self._earlier.records) if self._earlier.records else attempt
+        perturbations = pl_module.perturbation_records(self._earlier.perturbations)
         saved = [*self._earlier.saved, *(_gather(self._saved) if self.save_adv else [])]
         if trainer.sanity_checking:
             return
         wall = time.perf_counter() - self._start
         attack_cb = _adversarial_source(trainer)
-        result = self._result(trainer.datamodule, pl_module, attack_cb, scores, images, attempt, wall)
+        result = self._result(trainer.datamodule, pl_module, attack_cb, scores, images, attempt, perturbations, wall)
         self.result = result
         if self._journal is not None:
             self._journal.close()
@@ -152,11 +161,17 @@ class ResultsWriter(pl.Callback):
             self._write_manifest(result, saved, attack_cb)
         remove_journals(self.out_dir)
         table, heatmaps = write_reports(result, self.out_dir)
-        log_run(trainer.loggers, result, self._examples, heatmaps)
+        wandb_dir = log_run(trainer.loggers, result, self._examples, heatmaps, self.out_dir)
         if not self.quiet:
-            print("\n" + table)
-            files = ", ".join(str(p) for p in [self.out_dir / "results.json", self.out_dir / "results.md", *heatmaps])
-            print(f"results: {files}  ({wall:.1f} s, {result.timings.images_per_s:.2f} images/s)")
+            say("\n" + table)
+            if self.per_class != "none":
+                say(per_class_table(result, full=self.per_class == "full"))
+            files = [self.out_dir / name for name in ("results.json", "results.md", "per_class_metrics.csv")]
+            say(f"results: {', '.join(str(p) for p in [*files, *heatmaps])}  "
+                f"({wall:.1f} s, {result.timings.images_per_s:.2f} images/s)")
+            if wandb_dir is not None:
+                say(f"W&B run: {wandb_dir}" + (f"; upload it with: wandb sync {wandb_dir}"
+                                                if "offline-run" in str(wandb_dir) else ""))
 
     def _write_manifest(self, result: RunResult, saved: list[SavedFile], source: AdversarialSource) -> None:
         from benchmark.models.checkpoints import sha256_file
@@ -170,7 +185,8 @@ class ResultsWriter(pl.Callback):
             files=tuple(sorted(saved, key=lambda f: f.path)))
         write_manifest(self.out_dir / "adv", manifest)
 
-    def _result(self, data, module, attack_cb: AdversarialSource, scores, images, attempt, wall: float) -> RunResult:
+    def _result(self, data, module, attack_cb: AdversarialSource, scores, images, attempt, perturbations,
+                wall: float) -> RunResult:
         from benchmark.models.mmseg_adapter import library_versions
 
         num_images = len({r.image for r in images})
@@ -202,7 +218,10 @@ class ResultsWriter(pl.Callback):
                          numerics=NumericsInfo.current(module.device, getattr(attack_cb, "autocast", None)),
                          timings=Timings(wall_s=round(wall, 3),
                                          images_per_s=round(len({r.image for r in attempt}) / max(wall, 1e-9), 4)),
-                         metrics=metrics, summaries=summaries, comparisons=comparisons, images=images)
+                         metrics=metrics, summaries=summaries, comparisons=comparisons,
+                         perturbation_summaries=perturbation_summaries(perturbations, [s.id for s in sources],
+                                                                       [a.name for a in attacks]),
+                         images=images, perturbations=perturbations)
 
 
 def _adversarial_source(trainer) -> AdversarialSource:

@@ -7,7 +7,8 @@ Definition (pitfalls §9):
 - ``IoU_k = C_kk / (row_k + col_k - C_kk)``; a class with zero union (absent from both prediction and
   ground truth) is *undefined*: ``None`` in :attr:`Scores.per_class_iou` and left out of the mean;
 - a class that is predicted but absent from the ground truth has IoU 0 and counts in the mean;
-- pixel accuracy is ``trace(C) / sum(C)``.
+- pixel accuracy (mmseg's aAcc) is ``trace(C) / sum(C)``; a class's accuracy is ``C_kk / row_k`` (undefined
+  when the class is not labelled), and mAcc is their mean over the labelled classes.
 
 The state is torchmetrics' :class:`~torchmetrics.classification.MulticlassConfusionMatrix` (integer
 counts, ``dist_reduce_fx="sum"``), plus an integer image counter, so the pipeline can check that every
@@ -35,7 +36,10 @@ class Scores(NamedTuple):
         miou: mean IoU over the classes whose IoU is defined (NaN when no class is defined, i.e. no
             valid pixel was seen).
         per_class_iou: IoU of each class in class-index order; ``None`` where the union is zero.
-        pixel_accuracy: correctly classified valid pixels / valid pixels (NaN without valid pixels).
+        pixel_accuracy: correctly classified valid pixels / valid pixels (mmseg's aAcc; NaN without valid pixels).
+        per_class_acc: each class's correctly classified pixels over its labelled pixels; ``None`` where
+            the class is not labelled.
+        macc: mean of the defined per-class accuracies (mmseg's mAcc; NaN when none is defined).
         num_images: images counted by ``update`` (summed over ranks).
         num_pixels: valid (non-ignored) pixels counted.
     """
@@ -45,6 +49,8 @@ class Scores(NamedTuple):
     pixel_accuracy: float
     num_images: int
     num_pixels: int
+    per_class_acc: tuple[float | None, ...] = ()
+    macc: float = math.nan
 
 
 def scores_from_confusion(confmat: Tensor, num_images: int) -> Scores:
@@ -74,12 +80,16 @@ def scores_from_counts(intersection: Sequence[int], predicted: Sequence[int], la
     defined = [v for v in per_class if v is not None]
     miou = math.fsum(defined) / len(defined) if defined else math.nan
     total, correct = sum(labelled), sum(intersection)
+    per_class_acc = tuple(inter / gt if gt > 0 else None for inter, gt in zip(intersection, labelled))
+    accs = [v for v in per_class_acc if v is not None]
     return Scores(
         miou=miou,
         per_class_iou=tuple(per_class),
         pixel_accuracy=correct / total if total > 0 else math.nan,
         num_images=int(num_images),
         num_pixels=int(total),
+        per_class_acc=per_class_acc,
+        macc=math.fsum(accs) / len(accs) if accs else math.nan,
     )
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from benchmark.errors import ResultError
-from benchmark.results.intervals import derive
+from benchmark.results.intervals import derive, perturbation_summaries
 from benchmark.results.schema import ImageRecord, key_text
 
 #: |recorded - recomputed| allowed for a metric value. The recomputation uses the same integer counts
@@ -33,6 +33,9 @@ def check_consistency(record, file: str) -> None:
     """Raise ResultError if any metric, interval, seed summary or comparison of ``record`` (a RunResult
     or a LeaderboardEntry) differs from its recomputation from the record's own image records."""
     metrics, summaries, comparisons = derive_from(record)
+    perturbations = perturbation_summaries(record.perturbations, record.source_ids, record.attack_names)
+    compare_records(record.perturbation_summaries, perturbations, file,
+                    key=lambda r: f"perturbation summary {r.source}/{r.condition}")
     compare_records(record.metrics, metrics, file, key=lambda r: r.key_text)
     compare_records(record.summaries, summaries, file, key=lambda r: f"summary {r.target}/{r.source}/{r.condition}")
     compare_records(record.comparisons, comparisons, file,

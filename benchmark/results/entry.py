@@ -31,6 +31,8 @@ from benchmark.results.schema import (
     MetricRecord,
     ModelInfo,
     NumericsInfo,
+    PerturbationRecord,
+    PerturbationSummary,
     RunResult,
     SourceInfo,
     SummaryRecord,
@@ -66,7 +68,9 @@ class LeaderboardEntry:
     numerics: NumericsInfo | None
     metrics: tuple[MetricRecord, ...]
     summaries: tuple[SummaryRecord, ...]
+    perturbation_summaries: tuple[PerturbationSummary, ...]
     images: tuple[ImageRecord, ...]
+    perturbations: tuple[PerturbationRecord, ...]
 
     def __post_init__(self) -> None:
         if self.schema_version != ENTRY_SCHEMA_VERSION:
@@ -158,7 +162,11 @@ def entries_from_result(result: RunResult) -> tuple[LeaderboardEntry, ...]:
                 numerics=result.numerics,
                 metrics=tuple(r for r in result.metrics if keep(r)),
                 summaries=tuple(r for r in result.summaries if r.source == source.id and r.condition == attack.name),
-                images=tuple(r for r in result.images if keep(r))))
+                perturbation_summaries=tuple(r for r in result.perturbation_summaries
+                                             if r.source == source.id and r.condition == attack.name),
+                images=tuple(r for r in result.images if keep(r)),
+                perturbations=tuple(r for r in result.perturbations
+                                    if r.source == source.id and r.condition == attack.name)))
     return tuple(entries)
 
 

@@ -121,6 +121,7 @@ def derive(images: Sequence[ImageRecord], *, targets: Sequence[str], sources: Se
         metrics.append(MetricRecord(target=target, source=source, condition=condition, seed=seed, miou=scores.miou,
                                     miou_ci=_ci(miou_draws[key], intervals.level),
                                     per_class_iou=tuple(scores.per_class_iou), pixel_accuracy=scores.pixel_accuracy,
+                                    macc=scores.macc, per_class_acc=tuple(scores.per_class_acc),
                                     success_rate=success, success_rate_ci=success_ci, num_images=len(names)))
     points = {r.key: r for r in metrics}
     summaries, comparisons = [], []
@@ -165,3 +166,21 @@ def mean_miou_draws(images: Sequence[ImageRecord], keys_per_target: Sequence[Seq
 def interval_of(draws: torch.Tensor, level: float) -> tuple[float, float] | None:
     """The percentile interval of bootstrap draws (None if none is finite)."""
     return _ci(draws, level)
+
+
+def perturbation_summaries(records: Sequence, sources: Sequence[str], attacks: Sequence[str]) -> tuple:
+    """Per (source, attack), over every image and seed: mean and max L-inf in 1/255, mean L2."""
+    from benchmark.results.schema import PerturbationSummary
+
+    out = []
+    if not records:
+        return ()  # a file written before perturbations were recorded (schema version 1)
+    for source in sources:
+        for attack in attacks:
+            chosen = [r for r in records if r.source == source and r.condition == attack]
+            if not chosen:
+                raise ResultError(f"no perturbation records for {source}/{attack}")
+            out.append(PerturbationSummary(
+                source=source, condition=attack, mean_linf_255=255 * math.fsum(r.linf for r in chosen) / len(chosen),
+                max_linf_255=255 * max(r.linf for r in chosen), mean_l2=math.fsum(r.l2 for r in chosen) / len(chosen)))
+    return tuple(out)

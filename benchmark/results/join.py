@@ -15,7 +15,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from benchmark.errors import ResultError
-from benchmark.results.intervals import derive
+from benchmark.results.intervals import derive, perturbation_summaries
 from benchmark.results.schema import CLEAN, ModelInfo, RunResult, Timings, key_text
 
 
@@ -30,6 +30,7 @@ def join_results(results: Sequence[RunResult], files: Sequence[str]) -> RunResul
         raise ResultError("summarize needs at least one result file")
     first = results[0]
     images: dict[tuple, object] = {}
+    perturbations: dict[tuple, object] = {}
     models: dict[str, ModelInfo] = {}
     attacks, sources, seeds = {}, {}, []
     for result, file in zip(results, files):
@@ -51,6 +52,11 @@ def join_results(results: Sequence[RunResult], files: Sequence[str]) -> RunResul
         for s in result.sources:
             sources.setdefault(s.id, s)
         seeds += [seed for seed in result.seeds if seed not in seeds]
+        for record in result.perturbations:
+            key = (record.image, record.source, record.condition, record.seed)
+            if perturbations.setdefault(key, record) != record:
+                raise ResultError(f"{file}: the perturbation of {record.image} by {record.source}/{record.condition} "
+                                  "differs from another run's")
         for record in result.images:
             key = (record.image, *record.key)
             if images.setdefault(key, record) != record:
@@ -68,7 +74,9 @@ def join_results(results: Sequence[RunResult], files: Sequence[str]) -> RunResul
                                              seeds=seeds, num_classes=len(first.dataset.class_names),
                                              intervals=first.intervals)
     wall = sum(r.timings.wall_s for r in results)
+    moved = tuple(sorted(perturbations.values(), key=lambda r: (r.image, r.source, r.condition, r.seed)))
     return dataclasses.replace(
         first, models=tuple(models.values()), sources=tuple(sources.values()), attacks=tuple(attacks.values()),
         seeds=tuple(seeds), provenance=None, metrics=metrics, summaries=summaries, comparisons=comparisons,
+        perturbation_summaries=perturbation_summaries(moved, list(sources), list(attacks)), perturbations=moved,
         images=records, timings=Timings(wall_s=round(wall, 3), images_per_s=round(first.dataset.num_images / max(wall, 1e-9), 4)))

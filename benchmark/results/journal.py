@@ -2,7 +2,7 @@
 
 ``OUT_DIR/journal/rank-<r>.jsonl`` holds, per DDP rank, one JSON line of header -- the run's
 fingerprint -- and then one line per finished batch: the batch's image names, its per-image records
-(every target and condition) and the PNG files it saved. Each line is flushed and fsynced before the
+(every target and condition), its perturbation records and the PNG files it saved. Each line is flushed and fsynced before the
 next batch starts, so a killed run loses at most the batch in flight. A rerun reads every rank's
 file (the world size may have changed), attacks only the images not journalled, and merges the
 records; the result is then exactly an uninterrupted run's, because every number is derived from the
@@ -26,7 +26,7 @@ from typing import Any
 from benchmark.errors import ResultError
 from benchmark.results import codec
 from benchmark.results.adv_manifest import SavedFile
-from benchmark.results.schema import ImageRecord
+from benchmark.results.schema import ImageRecord, PerturbationRecord
 
 JOURNAL_DIR = "journal"
 JOURNAL_VERSION = 1
@@ -52,6 +52,7 @@ class JournalState:
 
     images: frozenset[str]
     records: tuple[ImageRecord, ...]
+    perturbations: tuple[PerturbationRecord, ...]
     saved: tuple[SavedFile, ...]
     dropped_lines: int
 
@@ -67,7 +68,7 @@ def read_journals(out_dir: str | os.PathLike[str], expected: Mapping[str, str]) 
         JournalMismatch: a journal's fingerprint differs from ``expected`` (the message names the part).
         ResultError: a journal line other than the last one is not valid JSON (a damaged file).
     """
-    images, records, saved, dropped = set(), [], [], 0
+    images, records, perturbations, saved, dropped = set(), [], [], [], 0
     for path in sorted(journal_dir(out_dir).glob("rank-*.jsonl")):
         lines, torn = _complete_lines(path)
         dropped += torn
@@ -79,8 +80,10 @@ def read_journals(out_dir: str | os.PathLike[str], expected: Mapping[str, str]) 
             batch = _parse(line, path, number)
             images.update(batch["names"])
             records += codec.decode(tuple[ImageRecord, ...], batch["records"], str(path), f"line {number}")
+            perturbations += codec.decode(tuple[PerturbationRecord, ...], batch["perturbations"], str(path),
+                                          f"line {number}")
             saved += codec.decode(tuple[SavedFile, ...], batch["saved"], str(path), f"line {number}")
-    return JournalState(frozenset(images), tuple(records), tuple(saved), dropped)
+    return JournalState(frozenset(images), tuple(records), tuple(perturbations), tuple(saved), dropped)
 
 
 class JournalWriter:
@@ -97,9 +100,10 @@ class JournalWriter:
         if not lines:
             self._write({"journal_version": JOURNAL_VERSION, "fingerprint": dict(parts)})
 
-    def append(self, names: Iterable[str], records: Iterable[ImageRecord], saved: Iterable[SavedFile]) -> None:
+    def append(self, names: Iterable[str], records: Iterable[ImageRecord], perturbations: Iterable[PerturbationRecord],
+               saved: Iterable[SavedFile]) -> None:
         self._write({"names": list(names), "records": codec.encode(tuple(records)),
-                     "saved": codec.encode(tuple(saved))})
+                     "perturbations": codec.encode(tuple(perturbations)), "saved": codec.encode(tuple(saved))})
 
     def _write(self, value: dict) -> None:
         self._handle.write(json.dumps(value, separators=(",", ":"), allow_nan=False) + "\n")

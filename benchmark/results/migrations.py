@@ -3,7 +3,8 @@
 Version 1 -> 2 (results and leaderboard entries): one source and one seed became lists (``sources``,
 ``seeds``); metric and image records name their source and seed (null for clean); metrics gained
 bootstrap intervals, and results gained seed summaries and attack comparisons; ``numerics`` (threads,
-device, precision settings) is unknown for old files (null). All of it follows from
+device, precision settings) is unknown for old files (null), and so are the achieved perturbations
+(no records). All of it follows from
 the version-1 image records, so the upgrade recomputes it (default interval settings) -- after
 checking that the file's version-1 metrics agree with those records, so an altered old file is still
 refused rather than silently repaired.
@@ -53,7 +54,8 @@ def result_v1_to_v2(raw: dict[str, Any], file: str = "<results>") -> dict[str, A
             "attacks": raw["attacks"], "seeds": fields["seeds"], "adv_format": raw["adv_format"],
             "intervals": fields["intervals"], "provenance": None, "versions": raw["versions"], "numerics": None,
             "timings": raw["timings"], "metrics": fields["metrics"], "summaries": fields["summaries"],
-            "comparisons": fields["comparisons"], "images": fields["images"]}
+            "comparisons": fields["comparisons"], "perturbation_summaries": [], "images": fields["images"],
+            "perturbations": []}
 
 
 def entry_v1_to_v2(raw: dict[str, Any], file: str = "<entry>") -> dict[str, Any]:
@@ -62,4 +64,5 @@ def entry_v1_to_v2(raw: dict[str, Any], file: str = "<entry>") -> dict[str, Any]
     return {"schema_version": 2, "dataset": raw["dataset"], "track": raw["track"], "source": raw["source"],
             "attack": raw["attack"], "models": raw["models"], "seeds": fields["seeds"], "adv_format": raw["adv_format"],
             "intervals": fields["intervals"], "versions": raw["versions"], "numerics": None, "metrics": fields["metrics"],
-            "summaries": fields["summaries"], "images": fields["images"]}
+            "summaries": fields["summaries"], "perturbation_summaries": [], "images": fields["images"],
+            "perturbations": []}

@@ -20,7 +20,8 @@ from pathlib import Path
 from benchmark.errors import ResultError
 
 LOCK = ".lock"
-RESULT_FILES = ("results.json", "results.md", "heatmap.png", "heatmap_*.png", "matrix_*.png", "adv")
+RESULT_FILES = ("results.json", "results.md", "per_class_metrics.csv", "config.yaml", "run.log", "heatmap.png",
+                "heatmap_*.png", "matrix_*.png", "adv")
 
 
 def probe(out_dir: str | os.PathLike[str]) -> Path:

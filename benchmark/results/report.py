@@ -5,7 +5,9 @@ Cells are adversarial mIoU in percent with 2 decimals (files store fractions) an
 header gives each target's clean mIoU. A white-box cell (target = a model of the source) is marked,
 because transfer results are the black-box cells (pitfalls §14). Then come the attack comparisons
 (``*``: the interval of the difference excludes 0), the source x target matrix of every attack when
-the run has several sources, and each seed's values when it has several seeds.
+the run has several sources, each seed's values when it has several seeds, a summary of mIoU, mAcc,
+aAcc and success rates, and the achieved perturbation of every attack. ``per_class_metrics.csv`` and
+:func:`per_class_table` (printed at the end of a run) give the per-class IoU and accuracy.
 """
 
 from __future__ import annotations
@@ -112,6 +114,73 @@ def seed_table(result: RunResult) -> list[str]:
     return lines
 
 
+def _seed_mean(result: RunResult, target: str, attack: str, source: str, field: str) -> float | None:
+    values = [getattr(result.metric(target, attack, source, seed), field) for seed in result.seeds]
+    return None if any(v is None for v in values) else sum(values) / len(values)
+
+
+def summary_metrics_table(result: RunResult) -> list[str]:
+    """mIoU, mAcc, aAcc and success rate of every target and condition (attacks: mean over seeds)."""
+    lines = ["Summary metrics (%, attacks: mean over seeds): mIoU, mAcc (mean class accuracy), aAcc (pixel "
+             "accuracy) and the attack success rate.", "",
+             "| target | source | condition | mIoU | mAcc | aAcc | success |", "|---|---|---|---:|---:|---:|---:|"]
+    for target in result.targets:
+        clean = result.metric(target, CLEAN)
+        lines.append(f"| {target} | | clean | {pct(clean.miou)} | {pct(clean.macc)} | {pct(clean.pixel_accuracy)} | - |")
+        for source in result.source_ids:
+            for attack in result.attack_names:
+                cells = [pct(_seed_mean(result, target, attack, source, f))
+                         for f in ("miou", "macc", "pixel_accuracy", "success_rate")]
+                lines.append(f"| {target} | {source} | {attack} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def perturbation_table(result: RunResult) -> list[str]:
+    """The achieved perturbation of every (source, attack): L-inf in 1/255 (mean, max) and mean L2."""
+    if not result.perturbation_summaries:
+        return []
+    lines = ["Achieved perturbation (what the targets saw, over all images and seeds): L-inf in 1/255 units, "
+             "L2 in [0, 1] pixel units.", "",
+             "| source | attack | mean L-inf | max L-inf | mean L2 |", "|---|---|---:|---:|---:|"]
+    for p in result.perturbation_summaries:
+        lines.append(f"| {p.source} | {p.condition} | {p.mean_linf_255:.2f} | {p.max_linf_255:.2f} | {p.mean_l2:.3f} |")
+    return lines
+
+
+def per_class_rows(result: RunResult) -> list[dict]:
+    """One row per (target, condition, class): the contents of ``per_class_metrics.csv``."""
+    rows = []
+    for m in result.metrics:
+        for k, name in enumerate(result.dataset.class_names):
+            rows.append({"target": m.target, "source": m.source or "", "condition": m.condition,
+                         "seed": "" if m.seed is None else m.seed, "class_index": k, "class": name,
+                         "iou": m.per_class_iou[k], "acc": m.per_class_acc[k] if m.per_class_acc else None})
+    return rows
+
+
+def per_class_table(result: RunResult, full: bool = False) -> str:
+    """mmseg's per-class table: IoU and Acc (%) per class, clean and under each attack.
+
+    Compact (default): each target, clean and the attacks of the first source with seed
+    ``seeds[0]``. Full: every source and seed."""
+    sources = result.source_ids if full else result.source_ids[:1]
+    seeds = result.seeds if full else result.seeds[:1]
+    out = []
+    for target in result.targets:
+        records = [result.metric(target, CLEAN)] + [result.metric(target, a, s, seed) for s in sources
+                                                    for a in result.attack_names for seed in seeds]
+        heads = ["clean" if r.condition == CLEAN else
+                 (f"{r.source}/{r.condition}@{r.seed}" if full else r.condition) for r in records]
+        out += [f"per-class results of {target} (IoU / Acc, %)", "",
+                "| class | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(heads)]
+        for k, name in enumerate(result.dataset.class_names):
+            out.append(f"| {name} | " + " | ".join(
+                f"{pct(r.per_class_iou[k])} / {pct(r.per_class_acc[k] if r.per_class_acc else None)}" for r in records)
+                + " |")
+        out.append("")
+    return "\n".join(out)
+
+
 def results_markdown(result: RunResult) -> str:
     """The whole report of one run (see the module docstring)."""
     lines = [results_caption(result), ""]
@@ -128,6 +197,9 @@ def results_markdown(result: RunResult) -> str:
             lines += matrix_table(result, attack) + [""]
     if len(result.seeds) > 1:
         lines += ["## Each seed", ""] + seed_table(result) + [""]
+    lines += summary_metrics_table(result) + [""]
+    perturbations = perturbation_table(result)
+    lines += perturbations + ([""] if perturbations else [])
     return "\n".join(lines)
 
 
@@ -192,14 +264,27 @@ def matrix_heatmap(result: RunResult, attack: str, path: str | os.PathLike[str])
                 f"{result.dataset.name}", annotations=notes)
 
 
+def write_per_class_csv(result: RunResult, path: str | os.PathLike[str]) -> None:
+    """``per_class_metrics.csv``: target, source, condition, seed, class index and name, IoU, Acc (fractions)."""
+    import csv
+
+    rows = per_class_rows(result)
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+
+
 def write_reports(result: RunResult, out_dir: str | os.PathLike[str]) -> tuple[str, list[Path]]:
-    """Write ``results.md`` and the heatmaps into ``out_dir``; return (the Markdown, heatmap paths).
+    """Write ``results.md``, ``per_class_metrics.csv`` and the heatmaps into ``out_dir``; return (the
+    Markdown, heatmap paths).
 
     One source: ``heatmap.png``. Several: ``heatmap_<source>.png`` per source and
     ``matrix_<attack>.png`` per attack."""
     out = Path(out_dir)
     text = results_markdown(result)
     (out / "results.md").write_text(text)
+    write_per_class_csv(result, out / "per_class_metrics.csv")
     paths = []
     if len(result.sources) == 1:
         results_heatmap(result, out / "heatmap.png")

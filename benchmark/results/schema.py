@@ -229,6 +229,8 @@ class IntervalInfo:
 class MetricRecord:
     """Scores of one ``target`` under one condition: "clean", or attack ``condition`` from ``source``
     with ``seed``. ``miou_ci`` / ``success_rate_ci`` are the bootstrap intervals [low, high].
+    ``pixel_accuracy`` is mmseg's aAcc, ``macc`` the mean of ``per_class_acc`` over labelled classes
+    (``None`` for a class that is not labelled).
 
     ``success_rate`` (and its interval) is None for "clean" and for an attack when no valid pixel was
     correct on clean images."""
@@ -241,6 +243,8 @@ class MetricRecord:
     miou_ci: tuple[float, ...]
     per_class_iou: tuple[float | None, ...]
     pixel_accuracy: float
+    macc: float
+    per_class_acc: tuple[float | None, ...]
     success_rate: float | None
     success_rate_ci: tuple[float, ...] | None
     num_images: int
@@ -248,10 +252,13 @@ class MetricRecord:
     def __post_init__(self) -> None:
         where = f"metrics[{self.key_text}]"
         _condition_key(self.condition, self.source, self.seed, where)
-        for name in ("miou", "pixel_accuracy", "success_rate"):
+        for name in ("miou", "pixel_accuracy", "macc", "success_rate"):
             _fraction(getattr(self, name), f"{where}.{name}")
         for k, iou in enumerate(self.per_class_iou):
             _fraction(iou, f"{where}.per_class_iou[{k}]")
+        for k, acc in enumerate(self.per_class_acc):
+            _fraction(acc, f"{where}.per_class_acc[{k}]")
+        _check(len(self.per_class_acc) == len(self.per_class_iou), f"{where}: one accuracy per class")
         _interval(self.miou_ci, f"{where}.miou_ci")
         _interval(self.success_rate_ci, f"{where}.success_rate_ci")
         _check(self.condition != CLEAN or self.success_rate is None,
@@ -424,6 +431,37 @@ class ImageRecord:
 
 
 @dataclass(frozen=True)
+class PerturbationRecord:
+    """The perturbation attack ``condition`` from ``source`` with ``seed`` left on ``image``, as the
+    targets saw it: ``linf`` the largest absolute pixel change and ``l2`` the Euclidean norm over all
+    pixels and channels, both in units of the [0, 1] pixel range."""
+
+    image: str
+    source: str
+    condition: str
+    seed: int
+    linf: float
+    l2: float
+
+    def __post_init__(self) -> None:
+        where = f"perturbations[{self.image}/{self.source}/{self.condition}@{self.seed}]"
+        _check(math.isfinite(self.linf) and 0 <= self.linf <= 1 and math.isfinite(self.l2) and self.l2 >= 0,
+               f"{where}: linf must be in [0, 1] and l2 >= 0")
+
+
+@dataclass(frozen=True)
+class PerturbationSummary:
+    """The achieved perturbation of attack ``condition`` from ``source`` over every image and seed:
+    mean and largest L-inf in 1/255 units, and the mean L2 ([0, 1] units)."""
+
+    source: str
+    condition: str
+    mean_linf_255: float
+    max_linf_255: float
+    mean_l2: float
+
+
+@dataclass(frozen=True)
 class RunResult:
     """One evaluation run (``results.json``): every target under "clean" and under each attack of
     each source and seed; plus the seed summaries and attack comparisons derived from the images."""
@@ -443,7 +481,9 @@ class RunResult:
     metrics: tuple[MetricRecord, ...]
     summaries: tuple[SummaryRecord, ...]
     comparisons: tuple[Comparison, ...]
+    perturbation_summaries: tuple[PerturbationSummary, ...]
     images: tuple[ImageRecord, ...]
+    perturbations: tuple[PerturbationRecord, ...]
 
     def __post_init__(self) -> None:
         _check(self.schema_version == SCHEMA_VERSION,
@@ -476,6 +516,7 @@ class RunResult:
                and all(r.seeds == self.seeds for r in self.summaries),
                "summaries must hold exactly one record per target x source x attack, over the run's seeds")
         check_image_records(self.images, index, self.dataset)
+        check_perturbation_records(self.perturbations, self.source_ids, self.attack_names, self.seeds, self.dataset)
 
     def condition_keys(self) -> list[tuple[str, str | None, str, int | None]]:
         """Every (target, source, condition, seed) the run scores, in a fixed order."""
@@ -528,6 +569,17 @@ class RunResult:
         """True when ``target`` is (one of) the model(s) of ``source`` (default: the only source)."""
         info = self.source if source is None else self.source_info(source)
         return target in info.models
+
+
+def check_perturbation_records(records, sources, attacks, seeds, dataset: DatasetInfo) -> None:
+    """One perturbation record per image x source x attack x seed (or none: a version-1 file)."""
+    if not records:
+        return
+    keys = [(r.image, r.source, r.condition, r.seed) for r in records]
+    _check(len(set(keys)) == len(keys), "perturbations: duplicate records")
+    wanted = {(s, a, seed) for s in sources for a in attacks for seed in seeds}
+    _check({k[1:] for k in keys} == wanted and len(keys) == len(wanted) * dataset.num_images,
+           "perturbations must hold one record per image, source, attack and seed")
 
 
 def check_image_records(images: tuple[ImageRecord, ...], metrics: Mapping[tuple, MetricRecord],

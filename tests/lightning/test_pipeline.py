@@ -11,6 +11,7 @@ import pytest
 
 from benchmark.models.zoo import REPO_ROOT
 from benchmark.results import CLEAN, read_result
+from tests.lightning.wandb_records import read_offline_run
 
 TARGETS = ["default-pspnet-r18", "default-deeplabv3-r18", "default-segformer-b0"]
 ATTACKS = ["pgd", "segpgd", "transegpgd", "transegpgd+mi"]
@@ -46,7 +47,7 @@ def single_run(data_root, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_cli_run_writes_results_table_heatmap_and_wandb_files(single_run):
+def test_cli_run_writes_results_table_heatmap_and_wandb_files(single_run, data_root):
     out_dir, process = single_run
     result = read_result(out_dir / "results.json")
     assert result.dataset.name == "synthetic-voc" and result.dataset.num_images == 3
@@ -69,14 +70,45 @@ def test_cli_run_writes_results_table_heatmap_and_wandb_files(single_run):
     assert str(out_dir / "results.json") in process.stdout
     wandb_files = list((out_dir / "wandb").rglob("*.wandb"))
     assert wandb_files, "no offline W&B run was written"
-    media = wandb_files[0].parent / "files" / "media"
+    run_dir = wandb_files[0].parent
+    assert f"wandb sync {run_dir}" in process.stdout  # the W&B folder and the command to upload it
+    media = run_dir / "files" / "media"
     tables = {re.sub(r"_\d+_[0-9a-f]+\.table\.json$", "", p.relative_to(media / "table").as_posix())
               for p in (media / "table").rglob("*.table.json")}
-    assert tables == {"results/miou_percent", "results/comparisons_points", *(f"per_class_iou/{t}" for t in TARGETS)}
+    assert tables == {"results/miou_percent", "results/comparisons_points", "results/perturbation",
+                      *(f"per_class/{t}" for t in TARGETS)}
     assert list((media / "images" / "results").glob("heatmap*.png"))
-    assert list((media / "images").glob("examples*.png")) and list((media / "images" / "mask").glob("*.png"))
+    assert list((media / "images" / "mask").rglob("*.png"))  # the prediction / ground-truth overlays
+    _check_logged_examples(media, data_root)
+    logged = read_offline_run(run_dir)
+    assert {"data", "model", "attack", "results", "trainer"} <= set(logged.config)
+    assert logged.config["attack"]["attacks"] == ATTACKS and logged.config["attack"]["steps"] == 2
+    assert logged.summary["blackbox_mean_miou/default-pspnet-r18/pgd"] == pytest.approx(
+        (result.summary("default-deeplabv3-r18", "pgd").miou_mean + result.summary("default-segformer-b0", "pgd").miou_mean) / 2)
+    assert logged.summary["whitebox_miou/default-pspnet-r18/pgd"] == pytest.approx(result.metric("default-pspnet-r18", "pgd").miou)
+    (artifact,) = [name for name in logged.artifacts if name.startswith("results-")]
+    assert logged.artifacts[artifact] == ("benchmark-results", ["config.yaml", "per_class_metrics.csv", "results.json",
+                                                                "results.md"])
+    assert not any(key.startswith("miou/") for key in logged.history_keys)  # no one-point charts
+    # the work-dir files mmseg and SSAT users look for
+    assert (out_dir / "config.yaml").read_text().startswith("# lightning.pytorch==")
+    assert "command: benchmark run --config configs/default.yaml" in (out_dir / "run.log").read_text()
+    assert "per-class results of default-pspnet-r18 (IoU / Acc, %)" in process.stdout
     # the audit trail: per-image records for every image x target x condition
     assert len(result.images) == 3 * len(TARGETS) * (1 + len(ATTACKS))
+
+
+def _check_logged_examples(media: Path, data_root: Path) -> None:
+    """The logged example images are the images themselves as uint8 RGB, not floats cast to 0/1."""
+    import numpy as np
+    from PIL import Image
+
+    pngs = [np.asarray(Image.open(p).convert("RGB")) for p in (media / "images" / "examples").rglob("*.png")]
+    assert pngs, "no example image was logged"
+    first = np.asarray(Image.open(sorted((data_root / "JPEGImages").glob("*.jpg"))[0]).convert("RGB"))
+    means = [float(p.mean()) for p in pngs]
+    assert any(np.array_equal(p, first) for p in pngs)  # the clean image, pixel for pixel
+    assert min(means) > 20 and all(abs(m - float(first.mean())) < 60 for m in means)
 
 
 def test_limit_makes_a_partial_result(data_root, tmp_path):

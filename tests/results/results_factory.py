@@ -17,12 +17,13 @@ from benchmark.results import (
     IntervalInfo,
     ModelInfo,
     NumericsInfo,
+    PerturbationRecord,
     RunResult,
     SourceInfo,
     Timings,
     Versions,
 )
-from benchmark.results.intervals import derive
+from benchmark.results.intervals import derive, perturbation_summaries
 
 SHA = {name: (f"{i:x}" * 64)[:64] for i, name in enumerate(["src", "t1", "t2", "t3", "src2"], start=1)}
 
@@ -76,6 +77,9 @@ def build_result(*, source=("src",), ensemble=None, targets=("src", "t1", "t2"),
     intervals = IntervalInfo.default(resamples=resamples)
     metrics, summaries, comparisons = derive(images, targets=targets, sources=[s.id for s in infos],
                                              attacks=attacks, seeds=seeds, num_classes=3, intervals=intervals)
+    # every attack moves every pixel of image i by (i + 1)/255 in L-inf, with an L2 of 0.5 (i + 1)
+    perturbations = tuple(PerturbationRecord(f"img{i}", s.id, a, sd, (i + 1) / 255, 0.5 * (i + 1))
+                          for i in range(num_images) for s in infos for a in attacks for sd in seeds)
     return RunResult(
         schema_version=SCHEMA_VERSION, dataset=dataset, models=models, sources=infos, attacks=attack_infos,
         seeds=seeds, adv_format="float", intervals=intervals, provenance=None,
@@ -84,5 +88,7 @@ def build_result(*, source=("src",), ensemble=None, targets=("src", "t1", "t2"),
         numerics=NumericsInfo(device="cpu", device_name="Test CPU", threads=1, autocast=None, deterministic=False,
                               cudnn_benchmark=False, tf32=False),
         timings=Timings(wall_s=12.5, images_per_s=0.32),
-        metrics=metrics, summaries=summaries, comparisons=comparisons, images=tuple(images),
+        metrics=metrics, summaries=summaries, comparisons=comparisons,
+        perturbation_summaries=perturbation_summaries(perturbations, [s.id for s in infos], attacks),
+        images=tuple(images), perturbations=perturbations,
     )

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from benchmark.errors import ResultError
-from benchmark.results import ImageRecord
+from benchmark.results import ImageRecord, PerturbationRecord
 from benchmark.results.adv_manifest import SavedFile
 from benchmark.results.journal import (JournalMismatch, JournalWriter, fingerprint, journal_dir, journalled_images,
                                        read_journals, remove_journals)
@@ -25,19 +25,21 @@ def _record(image, condition="clean"):
 
 def test_finished_batches_are_read_back_from_every_rank(tmp_path):
     first, second = JournalWriter(tmp_path, 0, PARTS), JournalWriter(tmp_path, 1, PARTS)
-    first.append(["a"], [_record("a"), _record("a", "pgd")], [SavedFile("clean/a.png", "0" * 64)])
-    second.append(["b"], [_record("b"), _record("b", "pgd")], [])
+    first.append(["a"], [_record("a"), _record("a", "pgd")], [PerturbationRecord("a", "src", "pgd", 0, 0.03, 1.5)],
+                 [SavedFile("clean/a.png", "0" * 64)])
+    second.append(["b"], [_record("b"), _record("b", "pgd")], [], [])
     first.close(), second.close()
     state = read_journals(tmp_path, PARTS)
     assert state.images == {"a", "b"} and len(state.records) == 4 and state.dropped_lines == 0
     assert state.saved == (SavedFile("clean/a.png", "0" * 64),)
+    assert state.perturbations == (PerturbationRecord("a", "src", "pgd", 0, 0.03, 1.5),)
     assert journalled_images(tmp_path) == 2
     assert read_journals(tmp_path / "elsewhere", PARTS).images == frozenset()
 
 
 def test_a_torn_last_line_is_dropped_and_cut_before_the_next_append(tmp_path):
     writer = JournalWriter(tmp_path, 0, PARTS)
-    writer.append(["a"], [_record("a")], [])
+    writer.append(["a"], [_record("a")], [], [])
     writer.close()
     path = journal_dir(tmp_path) / "rank-0.jsonl"
     with open(path, "a") as handle:
@@ -45,7 +47,7 @@ def test_a_torn_last_line_is_dropped_and_cut_before_the_next_append(tmp_path):
     state = read_journals(tmp_path, PARTS)
     assert state.images == {"a"} and state.dropped_lines == 1
     again = JournalWriter(tmp_path, 0, PARTS)
-    again.append(["c"], [_record("c")], [])
+    again.append(["c"], [_record("c")], [], [])
     again.close()
     lines = path.read_text().splitlines()
     assert len(lines) == 3 and all(json.loads(line) for line in lines)  # header, a, c
@@ -61,8 +63,8 @@ def test_a_journal_of_another_configuration_names_what_differs(tmp_path):
 
 def test_a_damaged_line_inside_the_journal_is_an_error(tmp_path):
     writer = JournalWriter(tmp_path, 0, PARTS)
-    writer.append(["a"], [_record("a")], [])
-    writer.append(["b"], [_record("b")], [])
+    writer.append(["a"], [_record("a")], [], [])
+    writer.append(["b"], [_record("b")], [], [])
     writer.close()
     path = journal_dir(tmp_path) / "rank-0.jsonl"
     lines = path.read_text().splitlines()

@@ -41,18 +41,22 @@ KEY_PATHS = [
     "timings", "timings.wall_s", "timings.images_per_s",
     "metrics", "metrics[0].target", "metrics[0].source", "metrics[0].condition", "metrics[0].seed",
     "metrics[0].miou", "metrics[0].miou_ci", "metrics[0].per_class_iou", "metrics[0].pixel_accuracy",
-    "metrics[0].success_rate", "metrics[0].success_rate_ci", "metrics[0].num_images",
+    "metrics[0].macc", "metrics[0].per_class_acc", "metrics[0].success_rate", "metrics[0].success_rate_ci", "metrics[0].num_images",
     "summaries", "summaries[0].target", "summaries[0].source", "summaries[0].condition", "summaries[0].seeds",
     "summaries[0].miou_mean", "summaries[0].miou_std", "summaries[0].miou_ci", "summaries[0].success_rate_mean",
     "summaries[0].success_rate_std", "summaries[0].success_rate_ci",
     "comparisons", "comparisons[0].target", "comparisons[0].source", "comparisons[0].first",
     "comparisons[0].second", "comparisons[0].difference", "comparisons[0].ci", "comparisons[0].distinguishable",
-    "images", "images[0].image", "images[0].target", "images[0].source", "images[0].condition", "images[0].seed",
+    "perturbation_summaries", "perturbation_summaries[0].source", "perturbation_summaries[0].condition",
+    "perturbation_summaries[0].mean_linf_255", "perturbation_summaries[0].max_linf_255",
+    "perturbation_summaries[0].mean_l2", "images", "images[0].image", "images[0].target", "images[0].source", "images[0].condition", "images[0].seed",
     "images[0].classes", "images[0].intersection", "images[0].predicted", "images[0].labelled",
-    "images[0].fooled",
+    "images[0].fooled", "perturbations", "perturbations[0].image", "perturbations[0].source",
+    "perturbations[0].condition", "perturbations[0].seed", "perturbations[0].linf", "perturbations[0].l2",
 ]
 OBJECT_PATHS = ["", "dataset", "models[0]", "sources[0]", "attacks[0]", "attacks[0].track", "intervals", "versions",
-                "numerics", "timings", "metrics[0]", "summaries[0]", "comparisons[0]", "images[0]"]
+                "numerics", "timings", "metrics[0]", "summaries[0]", "comparisons[0]", "perturbation_summaries[0]",
+                "images[0]", "perturbations[0]"]
 
 
 def _split(path: str) -> list:
@@ -178,7 +182,7 @@ def test_number_as_string_rejected(make_result, path):
     ("attacks[0].settings_hash", "000000000000", "settings_hash"),
     ("attacks[0].track.name", "linf-8-t20-ae", "track"),
     ("metrics[0].num_images", 3, "num_images"),
-    ("metrics[0].per_class_iou", [0.5], "per_class_iou"),
+    ("metrics[0].per_class_iou", [0.5], "per_class_iou|one accuracy per class"),
     ("schema_version", 3, "newer than supported"),
 ])
 def test_bad_values_rejected(make_result, path, value, match):
@@ -258,7 +262,8 @@ def _as_version_1(result) -> dict:
     return {"schema_version": 1, "dataset": raw["dataset"], "models": raw["models"], "source": raw["sources"][0],
             "attacks": raw["attacks"], "seed": raw["seeds"][0], "adv_format": raw["adv_format"],
             "versions": raw["versions"], "timings": raw["timings"],
-            "metrics": [strip(m, ("source", "seed", "miou_ci", "success_rate_ci")) for m in raw["metrics"]],
+            "metrics": [strip(m, ("source", "seed", "miou_ci", "success_rate_ci", "macc", "per_class_acc"))
+                        for m in raw["metrics"]],
             "images": [strip(i, ("source", "seed")) for i in raw["images"]]}
 
 
@@ -266,7 +271,8 @@ def test_version_1_files_are_read_with_intervals_recomputed(tmp_path, make_resul
     result = make_result(seed=3, resamples=1000)  # the migration uses the default interval settings
     file = tmp_path / "v1.json"
     file.write_text(json.dumps(_as_version_1(result)))
-    assert read_result(file) == dataclasses.replace(result, numerics=None)  # version 1 did not record numerics
+    # version 1 recorded neither numerics nor perturbations
+    assert read_result(file) == dataclasses.replace(result, numerics=None, perturbations=(), perturbation_summaries=())
 
 
 def test_an_altered_version_1_file_is_refused_not_repaired(tmp_path, make_result):
