@@ -41,23 +41,50 @@ def _evaluate(argv: list[str]) -> int:
     return evaluate_cli(argv)
 
 
-@command("summarize", "join result files of the same images into one source x target matrix")
+@command("summarize", "one CSV / Markdown summary across runs; runs of the same images joined into one matrix")
 def _summarize(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="benchmark summarize", description=COMMANDS["summarize"][0])
-    parser.add_argument("results", nargs="+", help="RUN_DIR/results.json files (benchmark run / evaluate)")
-    parser.add_argument("--out", required=True, help="folder for the joined results.json, results.md, heatmaps")
+    parser.add_argument("results", nargs="+", help="RUN_DIR or RUN_DIR/results.json (benchmark run / evaluate)")
+    parser.add_argument("--out", required=True, help="folder for summary.csv and summary.md (and the joined run)")
+    parser.add_argument("--no-join", action="store_true", help="only the cross-run summary, even if the runs join")
     args = parser.parse_args(argv)
+    import csv
+
+    from benchmark.errors import ResultError
     from benchmark.results import join_results, write_result
     from benchmark.results.io import read_result
-    from benchmark.results.report import write_reports
+    from benchmark.results.join import SUMMARY_COLUMNS, summary_rows
+    from benchmark.results.report import pct, write_reports
 
-    joined = join_results([read_result(path) for path in args.results], [str(p) for p in args.results])
+    paths = [Path(p) / "results.json" if Path(p).is_dir() else Path(p) for p in args.results]
+    results = [read_result(path) for path in paths]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    rows = summary_rows(results, [str(p.parent) for p in paths])
+    with open(out / "summary.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=SUMMARY_COLUMNS)
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
+    lines = ["| run | source | target | condition | mIoU [interval] | mAcc | aAcc | success |",
+             "|---|---|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        wb = " (white-box)" if r["white_box"] is True else ""
+        lines.append(f"| {r['run']} | {r['source']} | {r['target']}{wb} | {r['condition']} | {pct(r['miou'])} "
+                     f"[{pct(r['miou_ci_low'])}, {pct(r['miou_ci_high'])}] | {pct(r['macc'])} | {pct(r['aacc'])} | "
+                     f"{pct(r['success_rate'])} |")
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    print(f"summary of {len(results)} runs: {out / 'summary.csv'}, {out / 'summary.md'}")
+    if args.no_join or len(results) < 2:
+        return 0
+    try:
+        joined = join_results(results, [str(p) for p in paths])
+    except ResultError as err:
+        print(f"note: not joined into one matrix: {err}")
+        return 0
     write_result(out / "results.json", joined)
     table, heatmaps = write_reports(joined, out)
     print(table)
-    print(f"results: {', '.join(str(p) for p in [out / 'results.json', out / 'results.md', *heatmaps])}")
+    print(f"joined: {', '.join(str(p) for p in [out / 'results.json', out / 'results.md', *heatmaps])}")
     return 0
 
 
@@ -157,10 +184,17 @@ def _submit(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="benchmark submit", description=COMMANDS["submit"][0])
     parser.add_argument("results", help="RUN_DIR/results.json")
     parser.add_argument("--leaderboard", default="leaderboard", help="leaderboard root (default: leaderboard)")
+    for name, text in (("paper", "title or URL of the paper"), ("authors", "the method's authors"),
+                       ("venue", "where it was published"), ("date", "publication date, YYYY[-MM[-DD]]"),
+                       ("code", "URL of the method's code")):
+        parser.add_argument(f"--{name}", default=None, help=f"{text}, shown on the leaderboard (optional)")
     args = parser.parse_args(argv)
     from benchmark.results import submit
+    from benchmark.results.entry import EntryMetadata
 
-    for path in submit(args.results, args.leaderboard):
+    fields = {k: getattr(args, k) for k in ("paper", "authors", "venue", "date", "code")}
+    metadata = EntryMetadata(**fields) if any(fields.values()) else None
+    for path in submit(args.results, args.leaderboard, metadata):
         print(f"added {path}")
     return 0
 

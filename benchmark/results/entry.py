@@ -48,6 +48,26 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.+=-]+$")
 
 
 @dataclass(frozen=True)
+class EntryMetadata:
+    """Who submitted an entry and where the method comes from (all optional, shown on the page):
+    ``paper`` (title or URL), ``authors``, ``venue``, ``date`` (ISO, e.g. 2024-06-17), ``code`` (URL)."""
+
+    paper: str | None = None
+    authors: str | None = None
+    venue: str | None = None
+    date: str | None = None
+    code: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.date is not None and not re.match(r"^\d{4}(-\d{2}(-\d{2})?)?$", self.date):
+            raise ResultError(f"entry metadata: date must be YYYY, YYYY-MM or YYYY-MM-DD, got {self.date!r}")
+        for name in ("code",):
+            value = getattr(self, name)
+            if value is not None and not value.startswith(("https://", "http://")):
+                raise ResultError(f"entry metadata: {name} must be an http(s) URL, got {value!r}")
+
+
+@dataclass(frozen=True)
 class LeaderboardEntry:
     """One attack from one source on one dataset under one track, scored on each target.
 
@@ -69,6 +89,7 @@ class LeaderboardEntry:
     metrics: tuple[MetricRecord, ...]
     summaries: tuple[SummaryRecord, ...]
     perturbation_summaries: tuple[PerturbationSummary, ...]
+    metadata: EntryMetadata | None
     images: tuple[ImageRecord, ...]
     perturbations: tuple[PerturbationRecord, ...]
 
@@ -140,9 +161,9 @@ class LeaderboardEntry:
         return Path(*parts)
 
 
-def entries_from_result(result: RunResult) -> tuple[LeaderboardEntry, ...]:
+def entries_from_result(result: RunResult, metadata: EntryMetadata | None = None) -> tuple[LeaderboardEntry, ...]:
     """Split a run into one entry per (source, attack) (each attack has its own track). An entry's
-    models are its source's models and the run's targets."""
+    models are its source's models and the run's targets; ``metadata`` goes into every entry."""
     entries = []
     for source in result.sources:
         models = tuple(ModelInfo(m.name, tuple(r for r in m.roles if r == "target" or m.name in source.models),
@@ -164,6 +185,7 @@ def entries_from_result(result: RunResult) -> tuple[LeaderboardEntry, ...]:
                 summaries=tuple(r for r in result.summaries if r.source == source.id and r.condition == attack.name),
                 perturbation_summaries=tuple(r for r in result.perturbation_summaries
                                              if r.source == source.id and r.condition == attack.name),
+                metadata=metadata,
                 images=tuple(r for r in result.images if keep(r)),
                 perturbations=tuple(r for r in result.perturbations
                                     if r.source == source.id and r.condition == attack.name)))

@@ -80,3 +80,31 @@ def join_results(results: Sequence[RunResult], files: Sequence[str]) -> RunResul
         seeds=tuple(seeds), provenance=None, metrics=metrics, summaries=summaries, comparisons=comparisons,
         perturbation_summaries=perturbation_summaries(moved, list(sources), list(attacks)), perturbations=moved,
         images=records, timings=Timings(wall_s=round(wall, 3), images_per_s=round(first.dataset.num_images / max(wall, 1e-9), 4)))
+
+
+SUMMARY_COLUMNS = ("run", "dataset", "split", "images", "source", "target", "white_box", "condition", "seeds",
+                   "miou", "miou_ci_low", "miou_ci_high", "miou_std", "macc", "aacc", "success_rate")
+
+
+def summary_rows(results: Sequence[RunResult], names: Sequence[str]) -> list[dict]:
+    """One row per (run, source, target, condition) across runs of any datasets (SSAT's cross-run
+    summary): mIoU with interval and seed spread, mAcc, aAcc and success rate (seed means; fractions)."""
+    rows = []
+    for result, name in zip(results, names):
+        base = {"run": name, "dataset": result.dataset.name, "split": result.dataset.split,
+                "images": result.dataset.num_images}
+        for target in result.targets:
+            clean = result.metric(target, CLEAN)
+            rows.append({**base, "source": "", "target": target, "white_box": "", "condition": CLEAN, "seeds": "",
+                         "miou": clean.miou, "miou_ci_low": clean.miou_ci[0], "miou_ci_high": clean.miou_ci[1],
+                         "miou_std": None, "macc": clean.macc, "aacc": clean.pixel_accuracy, "success_rate": None})
+            for s in (r for r in result.summaries if r.target == target):
+                per_seed = [result.metric(target, s.condition, s.source, seed) for seed in result.seeds]
+                rows.append({**base, "source": s.source, "target": target,
+                             "white_box": result.is_white_box(target, s.source), "condition": s.condition,
+                             "seeds": " ".join(map(str, s.seeds)), "miou": s.miou_mean, "miou_ci_low": s.miou_ci[0],
+                             "miou_ci_high": s.miou_ci[1], "miou_std": s.miou_std,
+                             "macc": sum(m.macc for m in per_seed) / len(per_seed),
+                             "aacc": sum(m.pixel_accuracy for m in per_seed) / len(per_seed),
+                             "success_rate": s.success_rate_mean})
+    return rows

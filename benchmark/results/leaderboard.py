@@ -18,6 +18,7 @@ from pathlib import Path
 
 from benchmark.errors import ResultError
 from benchmark.results.entry import (
+    EntryMetadata,
     LeaderboardEntry,
     entries_from_result,
     load_entries,
@@ -25,7 +26,7 @@ from benchmark.results.entry import (
 )
 from benchmark.results.io import read_result
 from benchmark.results.ranking import Table, build_tables
-from benchmark.results.render import header, heatmap_name, leaderboard_html, leaderboard_markdown, next_text
+from benchmark.results.render import header, heatmap_name, leaderboard_html, leaderboard_markdown, row_cells
 from benchmark.results.report import heatmap_png
 from benchmark.results.audit import check_consistency
 from benchmark.results.schema import SHA256_RE, RunResult
@@ -66,16 +67,17 @@ def check_submittable(result: RunResult, file: str) -> None:
     check_consistency(result, file)
 
 
-def submit(result_path: str | os.PathLike[str],
-           leaderboard_root: str | os.PathLike[str]) -> tuple[Path, ...]:
-    """Validate ``results.json`` and store one entry per attack; return the written entry paths.
+def submit(result_path: str | os.PathLike[str], leaderboard_root: str | os.PathLike[str],
+           metadata: EntryMetadata | None = None) -> tuple[Path, ...]:
+    """Validate ``results.json`` and store one entry per (source, attack), with the optional
+    ``metadata``; return the written entry paths.
 
     Nothing is written if any entry is a duplicate (same content hash already present)."""
     result = read_result(result_path)
     check_submittable(result, str(result_path))
     base = Path(leaderboard_root) / "entries"
     planned: list[tuple[Path, LeaderboardEntry]] = []
-    for entry in entries_from_result(result):
+    for entry in entries_from_result(result, metadata):
         path = base / entry.relative_path
         existing = sorted(base.rglob(f"*-{entry.content_hash}.json")) if base.is_dir() else []
         if existing or path.exists():
@@ -103,25 +105,25 @@ def build(leaderboard_root: str | os.PathLike[str], out_dir: str | os.PathLike[s
     heat_dir.mkdir(parents=True, exist_ok=True)
     for old in heat_dir.glob("*.png"):
         old.unlink()
-    written = []
-    for name, text in (("leaderboard.md", leaderboard_markdown(tables)),
-                       ("index.html", leaderboard_html(tables))):
-        (out / name).write_text(text, encoding="utf-8")
-        written.append(out / name)
-    for table in tables:
+    written, heatmaps = [], {}
+    for table in tables:  # first, so that the page can embed them
         path = heat_dir / heatmap_name(table)
         heatmap_png(path, [r.cells for r in table.rows], [f"{r.rank}. {r.attack}" for r in table.rows],
                     [f"{t} (wb)" if wb else t for t, wb in zip(table.targets, table.white_box)],
                     f"Adversarial mIoU (%): {table.key}")
-        written.append(path)
-    return tuple(written)
+        heatmaps[table.key] = path
+    for name, text in (("leaderboard.md", leaderboard_markdown(tables)),
+                       ("index.html", leaderboard_html(tables, heatmaps))):
+        (out / name).write_text(text, encoding="utf-8")
+        written.append(out / name)
+    return tuple([*written, *heatmaps.values()])
 
 
 def log_to_wandb(tables: Sequence[Table], project: str, mode: str = "offline",
                  name: str | None = None) -> str:
     """Log each table as a ``wandb.Table`` under ``leaderboard/<dataset>-<split>/<track>/<source>``.
 
-    Columns are the page's column titles; mIoU cells are percentages (floats) or None. Runs offline by
+    Columns and cells are the page's (text, as displayed: percentages with intervals). Runs offline by
     default; W&B directories follow the ``WANDB_*`` environment variables. Returns the run directory.
     """
     import wandb
@@ -133,12 +135,7 @@ def log_to_wandb(tables: Sequence[Table], project: str, mode: str = "offline",
             columns = header(table)
             data = []
             for row in table.rows:
-                percent = lambda v: None if v is None else 100.0 * v  # noqa: E731
-                ci = (f"[{percent(row.blackbox_ci[0]):.2f}, {percent(row.blackbox_ci[1]):.2f}]"
-                      if row.blackbox_ci else None)
-                data.append([row.rank, row.attack, f"{percent(row.blackbox_mean):.2f} {ci}" if ci else None,
-                             next_text(row), percent(row.whitebox), *map(percent, row.cells),
-                             ", ".join(row.missing), ",".join(map(str, row.seeds)), row.settings_hash, row.entry_id])
+                data.append(row_cells(row, table))
             run.log({f"leaderboard/{table.key}": wandb.Table(columns=columns, data=data)})
         return str(run.dir)
     finally:

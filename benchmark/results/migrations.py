@@ -64,5 +64,5 @@ def entry_v1_to_v2(raw: dict[str, Any], file: str = "<entry>") -> dict[str, Any]
     return {"schema_version": 2, "dataset": raw["dataset"], "track": raw["track"], "source": raw["source"],
             "attack": raw["attack"], "models": raw["models"], "seeds": fields["seeds"], "adv_format": raw["adv_format"],
             "intervals": fields["intervals"], "versions": raw["versions"], "numerics": None, "metrics": fields["metrics"],
-            "summaries": fields["summaries"], "perturbation_summaries": [], "images": fields["images"],
-            "perturbations": []}
+            "summaries": fields["summaries"], "perturbation_summaries": [], "metadata": None,
+            "images": fields["images"], "perturbations": []}

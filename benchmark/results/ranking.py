@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from benchmark.errors import ResultError
-from benchmark.results.entry import LeaderboardEntry
+from benchmark.results.entry import EntryMetadata, LeaderboardEntry
 from benchmark.results.intervals import interval_of, mean_miou_draws
 from benchmark.results.schema import CLEAN, DatasetInfo, SourceInfo
 from benchmark.results.tracks import TrackInfo
@@ -50,6 +50,9 @@ class Row:
     missing: tuple[str, ...]
     next_difference: tuple[float, float] | None
     tied_with_next: bool
+    settings: dict = field(default_factory=dict)
+    metadata: EntryMetadata | None = None
+    entry_path: str = ""
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,8 @@ def rank_table(entries: Iterable[LeaderboardEntry]) -> Table:
                       and e.intervals == ordered[i + 1][1].intervals and tail[2] == ordered[i + 1][3][2])
         difference = interval_of(draws[i][1] - following[1], e.intervals.level) if comparable else None
         tied = difference is not None and difference[0] <= 0 <= difference[1]
-        rows.append(Row(i + 1, *head, ci, *tail, difference, tied))
+        rows.append(Row(i + 1, *head, ci, *tail, difference, tied, dict(e.attack.settings), e.metadata,
+                        e.relative_path.as_posix()))
     rows = tuple(rows)
     return Table(dataset=entries[0].dataset, track=entries[0].track, source=source, targets=targets,
                  white_box=tuple(t in source.models for t in targets), clean=clean, rows=rows)

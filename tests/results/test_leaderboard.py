@@ -158,16 +158,17 @@ RUNS = {  # attack: ({target: adversarial mIoU}, seed); targets src (white-box),
 }
 CLEAN = {"src": 0.75, "t1": 0.6, "t2": 0.5}
 # The fixture's counts sit in one image, so every interval is [value, value] (tests/results/test_report.py).
-EXPECTED = [  # rank, attack, black-box mean [interval], vs next, white-box, src, t1, t2, missing, seeds
-    ["1", "bim", "25.00 [25.00, 25.00]", "not distinguishable [+0.00, +0.00]", "2.00", "2.00", "30.00", "20.00", "", "0"],
-    ["2", "pgd", "25.00 [25.00, 25.00]", "[-5.00, -5.00]", "1.00", "1.00", "20.00", "30.00", "", "0"],
-    ["3", "segpgd", "30.00 [30.00, 30.00]", "-", "0.00", "0.00", "10.00", "50.00", "", "0"],  # next lacks t2
-    ["4 (missing)", "cospgd", "5.00 [5.00, 5.00]", "-", "3.00", "3.00", "5.00", "-", "t2", "1"],
-    ["5 (missing)", "fgsm_like", "40.00 [40.00, 40.00]", "-", "4.00", "4.00", "-", "40.00", "t1", "2"],
-    ["6 (missing)", "wb_only", "-", "-", "0.10", "0.10", "-", "-", "t1, t2", "3"],
+EXPECTED = [  # rank, attack, black-box mean [interval], vs next, src, t1, t2, missing, reference, seeds
+    ["1", "bim", "25.00 [25.00, 25.00]", "not distinguishable [+0.00, +0.00]", "2.00", "30.00", "20.00", "", "", "0"],
+    ["2", "pgd", "25.00 [25.00, 25.00]", "[-5.00, -5.00]", "1.00", "20.00", "30.00", "", "", "0"],
+    ["3", "segpgd", "30.00 [30.00, 30.00]", "-", "0.00", "10.00", "50.00", "", "", "0"],  # next lacks t2
+    ["4 (missing)", "cospgd", "5.00 [5.00, 5.00]", "-", "3.00", "5.00", "-", "t2", "", "1"],
+    ["5 (missing)", "fgsm_like", "40.00 [40.00, 40.00]", "-", "4.00", "-", "40.00", "t1", "", "2"],
+    ["6 (missing)", "wb_only", "-", "-", "0.10", "-", "-", "t1, t2", "", "3"],
 ]
-HEADER = ["rank", "attack", "black-box mean", "vs next", "white-box", "src (white-box, clean 75.00)",
-          "t1 (clean 60.00)", "t2 (clean 50.00)", "missing", "seeds", "settings", "entry"]
+# one source model: no separate white-box mean column (it would repeat the src column)
+HEADER = ["rank", "attack", "black-box mean", "vs next", "src (white-box, clean 75.00)",
+          "t1 (clean 60.00)", "t2 (clean 50.00)", "missing", "reference", "seeds", "settings", "entry"]
 
 
 @pytest.fixture
@@ -225,25 +226,35 @@ def test_markdown_cell_by_cell(board):
     assert len(tables) == 3
     main = tables[0]  # sections sorted by track name: linf-8-t20-a2 then -ae; inside, sources by name
     assert main[0] == HEADER
-    assert main[1] == ["---:", "---", "---:", "---", "---:", "---:", "---:", "---:", "---", "---", "---", "---"]
+    assert main[1] == ["---:", "---", "---:", "---", "---:", "---:", "---:", "---", "---", "---", "---", "---"]
     assert [row[:10] for row in main[2:]] == EXPECTED
     for row in main[2:]:
         assert len(row[10]) == 12 and len(row[11]) == 12
     other = tables[1]
-    assert other[0][5:7] == ["t1 (white-box, clean 70.00)", "t2 (clean 71.00)"]
-    assert other[2][:8] == ["1", "pgd", "45.00 [45.00, 45.00]", "-", "5.00", "5.00", "45.00", ""]
+    assert other[0][4:6] == ["t1 (white-box, clean 70.00)", "t2 (clean 71.00)"]
+    assert other[2][:7] == ["1", "pgd", "45.00 [45.00, 45.00]", "-", "5.00", "45.00", ""]
 
 
 class _Tables(HTMLParser):
+    """The board tables' cells as text (a disclosure shows as its summary), every tag, inline CSS/JS."""
+
     def __init__(self):
         super().__init__()
         self.tables, self.tags, self.cell, self.attrs = [], [], None, []
         self.inline = {"style": "", "script": ""}
-        self._inline = None
+        self._inline, self._nested, self._details, self._summary = None, 0, 0, False
+        self.details = []  # per disclosure: its text
 
     def handle_starttag(self, tag, attrs):
         self.tags.append((tag, dict(attrs)))
-        if tag == "table":
+        if self._details:
+            self._nested += tag == "table"
+            self._summary = self._summary or tag == "summary"
+            return
+        if tag == "details":
+            self._details, self._summary = 1, False
+            self.details.append("")
+        elif tag == "table":
             self.tables.append([])
         elif tag == "tr":
             self.tables[-1].append([])
@@ -254,6 +265,12 @@ class _Tables(HTMLParser):
             self._inline = tag
 
     def handle_endtag(self, tag):
+        if self._details:
+            if tag == "summary":
+                self._summary = False
+            elif tag == "details":
+                self._details = 0
+            return
         if tag in ("td", "th"):
             self.tables[-1][-1].append(self.cell)
             self.cell = None
@@ -261,6 +278,11 @@ class _Tables(HTMLParser):
             self._inline = None
 
     def handle_data(self, data):
+        if self._details:
+            self.details[-1] += data
+            if self._summary and self.cell is not None:
+                self.cell += data
+            return
         if self.cell is not None:
             self.cell += data
         if self._inline:
@@ -281,9 +303,19 @@ def test_html_tables_and_self_contained(board):
     # self-contained: inline CSS and JS, nothing loaded from elsewhere
     assert "border-collapse" in parser.inline["style"] and "addEventListener" in parser.inline["script"]
     for tag, attrs in parser.tags:
-        assert tag not in ("link", "img", "iframe", "object", "embed")
-        assert "src" not in attrs
+        assert tag not in ("link", "iframe", "object", "embed")
+        assert "src" not in attrs or (tag == "img" and attrs["src"].startswith("data:image/png;base64,"))
         assert not attrs.get("href", "").startswith(("http:", "https:", "//"))
+    images = [attrs for tag, attrs in parser.tags if tag == "img"]
+    assert len(images) == 3  # every table's heatmap, embedded
+    import base64
+    assert base64.b64decode(images[0]["src"].split(",", 1)[1]) == (
+        board / "out" / "heatmaps" / "voc2012-val__linf-8-t20-a2__src.png").read_bytes()
+    # each attack opens its settings, hash and entry file; no Markdown on the page
+    assert '"step_schedule"' not in parser.details[0] and "step_schedule" in parser.details[0]
+    assert "settings hash" in parser.details[0] and "(JSON)" in parser.details[0]
+    assert "`" not in page.split("<script>")[0]
+    assert all(attrs.get("aria-sort") == "none" for tag, attrs in parser.tags if tag == "th")
     assert RANKING_RULE in page.replace("&#x27;", "'")
     sections = [attrs for tag, attrs in parser.tags if tag == "section"]
     assert len(sections) == 2  # one per (dataset, track)

@@ -21,7 +21,8 @@ def test_log_to_wandb_offline(wandb_dirs, tmp_path):
     assert list(run_root.glob("*.wandb")), "no offline run file written"
     (table_file,) = run_dir.rglob("*.table.json")
     logged = json.loads(table_file.read_text())
-    assert logged["columns"][:5] == ["rank", "attack", "black-box mean", "vs next", "white-box"]
-    assert logged["data"][0][:5] == [1, "pgd", "6.50 [6.50, 6.50]", "[-5.00, -5.00]", pytest.approx(5.0)]  # pgd: (6 + 7) / 2, transegpgd: (11 + 12) / 2
+    assert logged["columns"][:5] == ["rank", "attack", "black-box mean", "vs next", "src (white-box, clean 70.00)"]
+    # pgd: (6 + 7) / 2, transegpgd: (11 + 12) / 2
+    assert logged["data"][0][:5] == ["1", "pgd", "6.50 [6.50, 6.50]", "[-5.00, -5.00]", "5.00"]
     # nothing outside tmp_path was needed: the settings/cache dirs are the tmp ones
     assert (tmp_path / "wandb_dir" / "wandb") in run_root.parents
