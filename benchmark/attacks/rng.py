@@ -58,6 +58,11 @@ class PerImageRNG:
         """U[0, 1) draws of shape (N, *shape) on ``device`` with ``dtype``."""
         return self._draw(shape, torch.float32).to(device=self.device, dtype=self.dtype)
 
+    def normal(self, shape: tuple[int, ...] = ()) -> Tensor:
+        """Standard normal draws of shape (N, *shape) on ``device`` with ``dtype``, per image."""
+        draws = [torch.randn(shape, generator=g, device=g.device) for g in self.generators]
+        return torch.stack(draws).to(device=self.device, dtype=self.dtype)
+
     def uniform_host(self, shape: tuple[int, ...] = ()) -> list:
         """U[0, 1) float64 draws of shape (N, *shape) as nested Python lists.
 

@@ -121,7 +121,7 @@ def test_di_back_realigns_logits_with_labels(rate):
     x = smooth_image(h, w)
     di = DiverseInputs(DISettings(resize_rate=rate, diversity_prob=1.0))
     for seed in range(4):
-        inputs, back = di(x, PerImageRNG(gens(3, 10 * seed), 3, x.device))
+        ((inputs, back, _),) = di(x, PerImageRNG(gens(3, 10 * seed), 3, x.device))
         canvas_hw = (max(h, math.floor(rate * h)), max(w, math.floor(rate * w)))
         assert len(inputs) == 1 and inputs[0].shape[-2:] == canvas_hw
         restored = back([inp.clone() for inp in inputs])  # the "model" returns its input as logits
@@ -134,17 +134,17 @@ def test_di_back_realigns_logits_with_labels(rate):
 
 def test_di_probability_zero_is_identity_and_mixed_batches_keep_order():
     x = smooth_image(20, 30)
-    inputs, back = DiverseInputs(DISettings(diversity_prob=0.0))(x, PerImageRNG(gens(3), 3, x.device))
+    ((inputs, back, _),) = DiverseInputs(DISettings(diversity_prob=0.0))(x, PerImageRNG(gens(3), 3, x.device))
     assert len(inputs) == 1 and inputs[0] is x and back([x]) is x
     x = x + torch.arange(3).view(3, 1, 1, 1)  # images distinguishable by offset
     for seed in range(6):
-        inputs, back = DiverseInputs(DISettings(diversity_prob=0.5))(x, PerImageRNG(gens(3, seed), 3, x.device))
+        ((inputs, back, _),) = DiverseInputs(DISettings(diversity_prob=0.5))(x, PerImageRNG(gens(3, seed), 3, x.device))
         restored = back([inp.clone() for inp in inputs])
         assert torch.allclose(restored.mean(dim=(1, 2, 3)), x.mean(dim=(1, 2, 3)), atol=0.05)
 
 
 def test_di_gradient_reaches_the_input():
     x = smooth_image(20, 30).requires_grad_(True)
-    inputs, back = DiverseInputs(DISettings(diversity_prob=1.0))(x, PerImageRNG(gens(3), 3, x.device))
+    ((inputs, back, _),) = DiverseInputs(DISettings(diversity_prob=1.0))(x, PerImageRNG(gens(3), 3, x.device))
     (g,) = torch.autograd.grad(back(inputs).sum(), x)
     assert (g != 0).float().mean() > 0.9

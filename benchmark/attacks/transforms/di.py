@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchmark.attacks.parts import Back
+from benchmark.attacks.parts import View, identity_view
 from benchmark.attacks.rng import PerImageRNG
 from benchmark.attacks.settings import DISettings
 
@@ -38,7 +38,7 @@ class DiverseInputs:
         settings: DISettings (resize_rate r > 0, r != 1; diversity_prob in [0, 1]).
 
     Shapes:
-        x (N, C, H, W) -> sub-batches [(N_plain, C, H, W), (N_di, C, hi_H, hi_W)]; ``back`` maps their
+        x (N, C, H, W) -> one View with sub-batches [(N_plain, C, H, W), (N_di, C, hi_H, hi_W)]; ``back`` maps their
         logits [(N_plain, K, H, W), (N_di, K, hi_H, hi_W)] to (N, K, H, W) in batch order.
     """
 
@@ -46,7 +46,7 @@ class DiverseInputs:
         self.resize_rate = settings.resize_rate
         self.diversity_prob = settings.diversity_prob
 
-    def __call__(self, x: Tensor, rng: PerImageRNG) -> tuple[list[Tensor], Back]:
+    def __call__(self, x: Tensor, rng: PerImageRNG) -> list[View]:
         n, _, h, w = x.shape
         sh, sw = math.floor(self.resize_rate * h), math.floor(self.resize_rate * w)
         lo_h, hi_h, lo_w, hi_w = min(h, sh), max(h, sh), min(w, sw), max(w, sw)
@@ -59,7 +59,7 @@ class DiverseInputs:
             else:
                 plain.append(i)
         if not placed:
-            return [x], lambda outs: outs[0]
+            return [identity_view(x)]
         canvas = torch.stack([
             F.pad(
                 F.interpolate(x[i : i + 1], size=(nh, nw), mode="nearest"),
@@ -85,4 +85,4 @@ class DiverseInputs:
             merged = torch.cat([outs[0], restored]) if plain else restored
             return merged[inverse]
 
-        return inputs, back
+        return [View(inputs, back)]

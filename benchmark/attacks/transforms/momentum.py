@@ -47,7 +47,7 @@ class Momentum:
     def init(self, x: Tensor) -> Tensor:
         return torch.zeros_like(x)
 
-    def __call__(self, grad: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+    def __call__(self, grad: Tensor, state: Tensor, probe=None) -> tuple[Tensor, Tensor]:
         g = self.decay * state + l1_normalise(grad)
         return g, g
 

@@ -56,7 +56,7 @@ class TranslationInvariant:
         g1 = gaussian_1d(k, self.nsig).to(device=x.device, dtype=x.dtype)
         return g1.view(1, 1, k, 1).expand(c, 1, k, 1).contiguous(), g1.view(1, 1, 1, k).expand(c, 1, 1, k).contiguous()
 
-    def __call__(self, grad: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def __call__(self, grad: Tensor, state: tuple[Tensor, Tensor], probe=None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
         vertical, horizontal = state
         pad, c = self.kernel_size // 2, grad.shape[1]
         smoothed = F.conv2d(grad, vertical.to(grad.dtype), padding=(pad, 0), groups=c)

@@ -1,0 +1,86 @@
+"""Intermediate features of a torch module through forward hooks, for feature-level losses (FSPGD).
+
+A model may offer ``features(images, layers) -> {name: tensor}`` itself (the mmseg adapter does, with
+names relative to the segmentor); for any other ``nn.Module`` the core uses :func:`capture` with
+names from ``module.named_modules()``. A model may name its default layer in the attribute
+``default_feature_layer``.
+
+The forward pass stops as soon as every requested layer has produced its output, so a feature loss
+pays for the part of the network up to the deepest requested layer only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from torch import Tensor, nn
+
+
+class _Captured(Exception):
+    """Raised by the last hook to stop the forward pass early."""
+
+
+def resolve(module: nn.Module, name: str) -> nn.Module:
+    """The submodule ``name``; ValueError naming the valid top-level names otherwise."""
+    try:
+        return module.get_submodule(name)
+    except AttributeError:
+        top = ", ".join(n for n, _ in module.named_children())
+        raise ValueError(f"layer {name!r}: no such submodule (top-level modules: {top}); "
+                         "`benchmark models --layers MODEL` lists every name") from None
+
+
+def capture(root: nn.Module, layers: Sequence[str], run: Callable[[], object]) -> dict[str, Tensor]:
+    """Run ``run()`` (a forward pass through ``root``) and return the outputs of ``layers``.
+
+    Args:
+        root: the module the names are relative to.
+        layers: submodule names.
+        run: a zero-argument callable doing the forward pass.
+
+    Returns:
+        {name: output tensor}, differentiable with respect to the forward's input.
+    """
+    wanted = list(dict.fromkeys(layers))
+    found: dict[str, Tensor] = {}
+    handles = []
+
+    def hook_for(name: str):
+        def hook(module, inputs, output):
+            if isinstance(output, (tuple, list)):
+                output = output[0]
+            found[name] = output
+            if len(found) == len(wanted):
+                raise _Captured
+
+        return hook
+
+    try:
+        for name in wanted:
+            handles.append(resolve(root, name).register_forward_hook(hook_for(name)))
+        try:
+            run()
+        except _Captured:
+            pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    missing = [name for name in wanted if name not in found]
+    if missing:
+        raise ValueError(f"layer {missing[0]!r} was not run by the model's forward pass")
+    return found
+
+
+def feature_extractor(model: Callable[[Tensor], Tensor], layer: str | None) -> Callable[[Tensor], Tensor]:
+    """x -> the (N, C, h, w) output of ``layer`` of ``model`` (its ``default_feature_layer`` if None)."""
+    name = layer if layer is not None else getattr(model, "default_feature_layer", None)
+    if name is None:
+        raise ValueError("layer: this model names no default_feature_layer; set the attack's 'layer' "
+                         "(`benchmark models --layers MODEL` lists the names)")
+    own = getattr(model, "features", None)
+    if callable(own):
+        return lambda x: own(x, [name])[name]
+    if not isinstance(model, nn.Module):
+        raise ValueError("a feature loss needs an nn.Module or a model with features(images, layers)")
+    resolve(model, name)
+    return lambda x: capture(model, [name], lambda: model(x))[name]
