@@ -96,9 +96,16 @@ def _models(argv: list[str]) -> int:
                         help="compare the official entries with mmseg's metafiles; exit 1 on any difference")
     parser.add_argument("--from-metafile", metavar="CONFIG", dest="config",
                         help="print a zoo entry for an mmseg config (e.g. pspnet/pspnet_r50-d8_4xb4-160k_ade20k-512x512.py)")
+    parser.add_argument("--layers", metavar="NAME",
+                        help="list the layers of zoo model NAME (names for a feature attack's layer), with "
+                             "module types and output shapes; runs without its checkpoint")
+    parser.add_argument("--size", metavar=("H", "W"), type=int, nargs=2, default=(256, 256),
+                        help="image size of the --layers forward pass (default 256 256)")
     args = parser.parse_args(argv)
     from benchmark.models.zoo import load_zoo
 
+    if args.layers:
+        return _print_layers(args.layers, tuple(args.size))
     if args.check or args.config:
         from benchmark.models import metafiles
 
@@ -126,6 +133,21 @@ def _models(argv: list[str]) -> int:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+def _print_layers(name: str, size: tuple[int, int]) -> int:
+    from benchmark.models import build_segmentor, get_model_entry
+
+    entry = get_model_entry(name)
+    model = build_segmentor(entry.config_path, mode="whole")
+    rows = [("layer", "module", f"output for a 1x3x{size[0]}x{size[1]} image")]
+    rows += model.layer_table(size)
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    for row in rows:
+        print(f"{row[0].ljust(widths[0])}  {row[1].ljust(widths[1])}  {row[2]}")
+    print(f"{name}: default feature layer {model.default_feature_layer}; NAME[i] selects element i of a "
+          "module returning a list (e.g. backbone[2]); '-': not called by the forward pass")
     return 0
 
 

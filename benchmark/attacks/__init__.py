@@ -3,34 +3,60 @@
 Imports only torch and the standard library. Public surface:
 
     build_attack(name, **settings) -> Attack;  attack(model, images, labels, generator=None) -> Tensor
-    ATTACKS, MODIFIERS: read-only registries
-    IterativeSettings, SegPGDSettings, TranSegPGDSettings, MomentumSettings, DISettings, TISettings,
-    AttackSettings: frozen settings dataclasses
+    ATTACKS, MODIFIERS: read-only registries (base attacks; modifiers joined with ``+``)
+    *Settings: frozen, validated settings dataclasses, one per base attack and per modifier
 
-See docs/design attacks.md for the specification.
+Parts live in ``losses/`` (per-pixel and feature losses), ``transforms/`` (gradient, pixel and geometry
+transforms), ``rules/`` (step rules) and ``runners.py`` (restarts, radius stages, per-image worst case);
+``core.run`` is the one loop. See docs/design attacks.md for the specification.
 """
 
-from benchmark.attacks.registry import ATTACKS, MODIFIERS, Attack, build_attack
+from benchmark.attacks.registry import ATTACKS, LISTED_COMBINATIONS, MODIFIERS, Attack, build_attack
 from benchmark.attacks.settings import (
+    AdmixSettings,
+    APGDSettings,
     AttackSettings,
+    BSRSettings,
+    DAGSettings,
     DISettings,
+    DSSettings,
+    FSPGDSettings,
     IterativeSettings,
     MomentumSettings,
+    SEASettings,
     SegPGDSettings,
+    SISettings,
+    SSASettings,
+    TargetedSettings,
     TISettings,
     TranSegPGDSettings,
+    TsallisPGDSettings,
+    VTSettings,
 )
 
 __all__ = [
     "ATTACKS",
+    "LISTED_COMBINATIONS",
     "MODIFIERS",
+    "APGDSettings",
+    "AdmixSettings",
     "Attack",
     "AttackSettings",
+    "BSRSettings",
+    "DAGSettings",
     "DISettings",
+    "DSSettings",
+    "FSPGDSettings",
     "IterativeSettings",
     "MomentumSettings",
+    "SEASettings",
+    "SISettings",
+    "SSASettings",
     "SegPGDSettings",
     "TISettings",
+    "TargetedSettings",
     "TranSegPGDSettings",
+    "TsallisPGDSettings",
+    "VTSettings",
     "build_attack",
 ]

@@ -2,8 +2,9 @@
 
 A model may offer ``features(images, layers) -> {name: tensor}`` itself (the mmseg adapter does, with
 names relative to the segmentor); for any other ``nn.Module`` the core uses :func:`capture` with
-names from ``module.named_modules()``. A model may name its default layer in the attribute
-``default_feature_layer``.
+names from ``module.named_modules()``; ``NAME[i]`` takes element ``i`` of a module that returns a
+tuple or list (``backbone[2]``: the third stage a backbone returns). A model may name its default
+layer in the attribute ``default_feature_layer``.
 
 The forward pass stops as soon as every requested layer has produced its output, so a feature loss
 pays for the part of the network up to the deepest requested layer only.
@@ -20,10 +21,21 @@ class _Captured(Exception):
     """Raised by the last hook to stop the forward pass early."""
 
 
+def _split(name: str) -> tuple[str, int | None]:
+    """"backbone[2]" -> ("backbone", 2); "backbone.layer3" -> ("backbone.layer3", None)."""
+    if name.endswith("]") and "[" in name:
+        path, index = name[:-1].rsplit("[", 1)
+        if index.lstrip("-").isdigit():
+            return path, int(index)
+    return name, None
+
+
 def resolve(module: nn.Module, name: str) -> nn.Module:
-    """The submodule ``name``; ValueError naming the valid top-level names otherwise."""
+    """The submodule ``name`` (``NAME[i]`` names the module NAME); ValueError naming the valid
+    top-level names otherwise."""
+    path, _ = _split(name)
     try:
-        return module.get_submodule(name)
+        return module.get_submodule(path)
     except AttributeError:
         top = ", ".join(n for n, _ in module.named_children())
         raise ValueError(f"layer {name!r}: no such submodule (top-level modules: {top}); "
@@ -46,8 +58,15 @@ def capture(root: nn.Module, layers: Sequence[str], run: Callable[[], object]) -
     handles = []
 
     def hook_for(name: str):
+        index = _split(name)[1]
+
         def hook(module, inputs, output):
-            if isinstance(output, (tuple, list)):
+            if index is not None:
+                if not isinstance(output, (tuple, list)) or not -len(output) <= index < len(output):
+                    raise ValueError(f"layer {name!r}: the module does not return a sequence with "
+                                     f"element {index}")
+                output = output[index]
+            elif isinstance(output, (tuple, list)):
                 output = output[0]
             found[name] = output
             if len(found) == len(wanted):

@@ -1,13 +1,21 @@
 """The attack registries and ``build_attack``, the one public entry point of the attack library.
 
-``ATTACKS`` maps base names (and the FGSM presets) to an :class:`AttackEntry`; ``MODIFIERS`` maps
-``mi``, ``ni``, ``di``, ``ti`` to a :class:`ModifierEntry`. Both are filled here at import, are
-read-only mappings afterwards, and registering a name twice is an error.
+``ATTACKS`` maps base names (and the FGSM presets) to an :class:`AttackEntry`; ``MODIFIERS`` maps the
+modifiers to a :class:`ModifierEntry`. Both are filled here at import, are read-only mappings
+afterwards, and registering a name twice is an error.
 
-Names: ``fgsm``, ``bim``, ``pgd``, ``segpgd``, ``cospgd``, ``transegpgd``, the presets ``mifgsm``,
-``nifgsm``, ``difgsm``, ``tifgsm`` (= ``bim`` plus one modifier, alpha = eps / steps, 10 steps), and
-any iterative base joined with modifiers by ``+`` (``transegpgd+mi+di+ti``). The canonical name orders
-modifiers mi|ni, di, ti; the execution order is fixed by the core whatever the spelling.
+Bases: ``fgsm``, ``bim``, ``pgd``, ``segpgd``, ``cospgd``, ``transegpgd``, ``tsallispgd``, ``dag``,
+``apgd``, ``sea``, ``fspgd`` and the presets ``mifgsm``, ``nifgsm``, ``difgsm``, ``tifgsm`` (= ``bim``
+plus one modifier, alpha = eps / steps, 10 steps). Modifiers, by slot:
+
+- gradient transforms: ``mi`` | ``ni`` (momentum), ``vt`` (variance tuning), ``ti``;
+- pixel transforms (at most one): ``si``, ``admix``, ``ssa``;
+- geometry transforms (at most one): ``di``, ``ds``, ``bsr``;
+- ``targeted``: descend towards a target map (bases with a targeted loss only).
+
+Any iterative base joins modifiers with ``+`` (``transegpgd+mi+di+ti``, ``segpgd+vt+ssa``). The
+canonical name orders modifiers as :data:`MODIFIER_ORDER`; the execution order is fixed by the core
+whatever the spelling.
 """
 
 from __future__ import annotations
@@ -22,57 +30,104 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from benchmark.attacks import core
+from benchmark.attacks import core, runners
 from benchmark.attacks.losses.ce import ce_loss
 from benchmark.attacks.losses.cospgd import cospgd_loss
+from benchmark.attacks.losses.dag import dag_loss
+from benchmark.attacks.losses.fspgd import fspgd_loss
+from benchmark.attacks.losses.sea import sea_loss
 from benchmark.attacks.losses.segpgd import segpgd_loss
+from benchmark.attacks.losses.targeted import targeted_ce_loss, targeted_tsallis
 from benchmark.attacks.losses.transegpgd import needs_clean_logits, transegpgd_loss
+from benchmark.attacks.losses.tsallis import tsallis_loss
 from benchmark.attacks.parts import PixelLoss
+from benchmark.attacks.rules.apgd import APGDStep
+from benchmark.attacks.rules.normalised import LinfNormalisedStep
+from benchmark.attacks.rules.sign import SignStep
 from benchmark.attacks.settings import (
+    AdmixSettings,
+    APGDSettings,
     AttackSettings,
+    BSRSettings,
+    DAGSettings,
     DISettings,
+    DSSettings,
+    FSPGDSettings,
     IterativeSettings,
     MomentumSettings,
+    SEASettings,
     SegPGDSettings,
+    SISettings,
+    SSASettings,
+    TargetedSettings,
     TISettings,
     TranSegPGDSettings,
+    TsallisPGDSettings,
+    VTSettings,
 )
+from benchmark.attacks.transforms.admix import Admix
+from benchmark.attacks.transforms.bsr import BlockShuffleRotation
 from benchmark.attacks.transforms.di import DiverseInputs
+from benchmark.attacks.transforms.ds import DynamicScaling
 from benchmark.attacks.transforms.momentum import Momentum
+from benchmark.attacks.transforms.si import ScaleInvariance
+from benchmark.attacks.transforms.ssa import SpectrumSimulation
 from benchmark.attacks.transforms.ti import TranslationInvariant
+from benchmark.attacks.transforms.vt import VarianceTuning
 from benchmark.errors import ConfigError
+
+
+def _never(settings: Any) -> bool:
+    return False
+
+
+def _sign_step(settings: Any) -> SignStep:
+    return SignStep()
 
 
 @dataclass(frozen=True)
 class AttackEntry:
-    """A base attack: its settings class, registry defaults and pixel loss.
+    """A base attack: its settings class, registry defaults, loss and how it runs.
 
     Args:
         settings_cls: the frozen settings dataclass.
-        make_loss: settings -> pixel loss.
+        make_loss: settings -> pixel loss (None for a feature attack).
         defaults: registry defaults, applied before the caller's keywords.
         needs_clean_logits: settings -> whether the loss reads the clean source logits.
         accepts_modifiers: False for FGSM (one step) and the presets (already one modifier).
         preset_modifiers: modifiers a preset always has (``mifgsm`` -> ("mi",)).
         fixed: settings the caller may not change (FGSM is one step).
+        make_feature_loss: settings -> per-image feature loss (FSPGD), or None.
+        make_rule: settings -> step rule (default: the sign step).
+        target: settings -> the base's own target map (DAG), or None.
+        targeted_loss: settings -> the loss of ``+targeted``; None: the base has no targeted mode.
+        uses_labels: False for a label-free attack (FSPGD): ignored pixels may move.
+        kind: "single" | "apgd" (radius schedule) | "sea" (worst case over losses).
     """
 
     settings_cls: type[IterativeSettings]
-    make_loss: Callable[[Any], PixelLoss]
+    make_loss: Callable[[Any], PixelLoss | None]
     defaults: Mapping[str, Any] = field(default_factory=dict)
-    needs_clean_logits: Callable[[Any], bool] = lambda settings: False
+    needs_clean_logits: Callable[[Any], bool] = _never
     accepts_modifiers: bool = True
     preset_modifiers: tuple[str, ...] = ()
     fixed: Mapping[str, Any] = field(default_factory=dict)
+    make_feature_loss: Callable[[Any], Any] | None = None
+    make_rule: Callable[[Any], Any] = _sign_step
+    target: Callable[[Any], core.TargetSpec | None] | None = None
+    targeted_loss: Callable[[Any], PixelLoss] | None = None
+    uses_labels: bool = True
+    kind: str = "single"
 
 
 @dataclass(frozen=True)
 class ModifierEntry:
-    """A modifier: its settings class, the part factory, its slot and the modifiers it excludes."""
+    """A modifier: its settings class, the part factory (modifier settings, base settings) -> part, its
+    slot ("grad", "pixel", "geometry" or "target") and the modifiers it excludes."""
 
     settings_cls: type
-    make_part: Callable[[Any], Any]
-    kind: str  # "grad" or "input"
+    make_part: Callable[[Any, Any], Any]
+    kind: str
     excludes: tuple[str, ...] = ()
 
 
@@ -89,12 +144,33 @@ _PGD = {"alpha": 2 / 255, "steps": 10, "random_start": True}
 _BIM = {"alpha": 2 / 255, "steps": 10, "random_start": False}
 _PRESET = {"alpha": None, "steps": 10, "random_start": False}
 
+
+def _ce(settings: Any) -> PixelLoss:
+    return ce_loss
+
+
+def _targeted_ce(settings: Any) -> PixelLoss:
+    return targeted_ce_loss
+
+
+def _own_target(settings: Any) -> core.TargetSpec:
+    return core.TargetSpec(settings.target_rule, settings.target_class)
+
+
+def _apgd_rule(settings: Any) -> APGDStep:
+    return APGDStep(settings.steps, settings.initial_step, settings.momentum, settings.rho)
+
+
+def _apgd_loss(settings: APGDSettings) -> PixelLoss:
+    return ce_loss if settings.loss == "ce" else functools.partial(sea_loss, loss=settings.loss)
+
+
 _register(_ATTACKS, "fgsm", AttackEntry(
-    IterativeSettings, lambda s: ce_loss, {"alpha": None, "steps": 1, "random_start": False},
+    IterativeSettings, _ce, {"alpha": None, "steps": 1, "random_start": False},
     accepts_modifiers=False, fixed={"steps": 1},
 ))
-_register(_ATTACKS, "bim", AttackEntry(IterativeSettings, lambda s: ce_loss, _BIM))
-_register(_ATTACKS, "pgd", AttackEntry(IterativeSettings, lambda s: ce_loss, _PGD))
+_register(_ATTACKS, "bim", AttackEntry(IterativeSettings, _ce, _BIM, targeted_loss=_targeted_ce))
+_register(_ATTACKS, "pgd", AttackEntry(IterativeSettings, _ce, _PGD, targeted_loss=_targeted_ce))
 _register(_ATTACKS, "segpgd", AttackEntry(
     SegPGDSettings, lambda s: functools.partial(segpgd_loss, lambda_offset=s.lambda_offset),
     {**_PGD, "steps": 20},
@@ -104,37 +180,79 @@ _register(_ATTACKS, "transegpgd", AttackEntry(
     TranSegPGDSettings, lambda s: functools.partial(transegpgd_loss, settings=s),
     {**_PGD, "steps": 20, "step_schedule": "uniform"}, needs_clean_logits=needs_clean_logits,
 ))
+_register(_ATTACKS, "tsallispgd", AttackEntry(
+    TsallisPGDSettings,
+    lambda s: functools.partial(tsallis_loss, q_start=s.q_start, q_end=s.q_end, q_schedule=s.q_schedule),
+    {**_PGD, "steps": 20}, targeted_loss=targeted_tsallis,
+))
+_register(_ATTACKS, "dag", AttackEntry(
+    DAGSettings, lambda s: functools.partial(dag_loss, active_set=s.active_set),
+    {**_BIM, "steps": 20}, make_rule=lambda s: LinfNormalisedStep(), target=_own_target,
+))
+_register(_ATTACKS, "apgd", AttackEntry(
+    APGDSettings, _apgd_loss, {"alpha": None, "steps": 20, "random_start": False}, make_rule=_apgd_rule,
+    targeted_loss=lambda s: targeted_ce_loss if s.loss == "ce" else None, kind="apgd",
+))
+_register(_ATTACKS, "sea", AttackEntry(
+    SEASettings, lambda s: None, {"alpha": None, "steps": 20, "random_start": False}, make_rule=_apgd_rule,
+    kind="sea",
+))
+_register(_ATTACKS, "fspgd", AttackEntry(
+    FSPGDSettings, lambda s: None, {**_PGD, "steps": 20}, uses_labels=False,
+    make_feature_loss=lambda s: functools.partial(fspgd_loss, c=s.similarity_c,
+                                                  context_features=s.context_features),
+))
 for _preset, _modifier in (("mifgsm", "mi"), ("nifgsm", "ni"), ("difgsm", "di"), ("tifgsm", "ti")):
     _register(_ATTACKS, _preset, AttackEntry(
-        IterativeSettings, lambda s: ce_loss, _PRESET, accepts_modifiers=False, preset_modifiers=(_modifier,),
+        IterativeSettings, _ce, _PRESET, accepts_modifiers=False, preset_modifiers=(_modifier,),
     ))
 
-_register(_MODIFIERS, "mi", ModifierEntry(MomentumSettings, Momentum, "grad", excludes=("ni",)))
+
+def _part(cls: type) -> Callable[[Any, Any], Any]:
+    """A part factory for a class taking (modifier settings, base settings)."""
+    return lambda settings, base: cls(settings, base)
+
+
+_register(_MODIFIERS, "mi", ModifierEntry(MomentumSettings, lambda m, b: Momentum(m), "grad", excludes=("ni",)))
 _register(_MODIFIERS, "ni", ModifierEntry(
-    MomentumSettings, functools.partial(Momentum, nesterov=True), "grad", excludes=("mi",)
+    MomentumSettings, lambda m, b: Momentum(m, nesterov=True), "grad", excludes=("mi",)
 ))
-_register(_MODIFIERS, "di", ModifierEntry(DISettings, DiverseInputs, "input"))
-_register(_MODIFIERS, "ti", ModifierEntry(TISettings, TranslationInvariant, "grad"))
+_register(_MODIFIERS, "vt", ModifierEntry(VTSettings, _part(VarianceTuning), "grad"))
+_register(_MODIFIERS, "si", ModifierEntry(SISettings, _part(ScaleInvariance), "pixel"))
+_register(_MODIFIERS, "admix", ModifierEntry(AdmixSettings, _part(Admix), "pixel"))
+_register(_MODIFIERS, "ssa", ModifierEntry(SSASettings, _part(SpectrumSimulation), "pixel"))
+_register(_MODIFIERS, "di", ModifierEntry(DISettings, lambda m, b: DiverseInputs(m), "geometry"))
+_register(_MODIFIERS, "ds", ModifierEntry(DSSettings, _part(DynamicScaling), "geometry"))
+_register(_MODIFIERS, "bsr", ModifierEntry(BSRSettings, _part(BlockShuffleRotation), "geometry"))
+_register(_MODIFIERS, "ti", ModifierEntry(TISettings, lambda m, b: TranslationInvariant(m), "grad"))
+_register(_MODIFIERS, "targeted", ModifierEntry(
+    TargetedSettings, lambda m, b: core.TargetSpec(m.target_rule, m.target_class), "target"
+))
 
 ATTACKS: Mapping[str, AttackEntry] = MappingProxyType(_ATTACKS)
 MODIFIERS: Mapping[str, ModifierEntry] = MappingProxyType(_MODIFIERS)
-MODIFIER_ORDER = ("mi", "ni", "di", "ti")
-#: The combinations attacks.md lists (plus NI), which tests and the speed benchmark run besides ATTACKS.
+MODIFIER_ORDER = ("mi", "ni", "vt", "si", "admix", "ssa", "di", "ds", "bsr", "ti", "targeted")
+#: The combinations attacks.md lists (plus NI and the classification transfer family on the bases
+#: the issue names), which tests and the speed benchmark run besides ATTACKS.
 LISTED_COMBINATIONS = ("transegpgd+mi", "transegpgd+ni", "transegpgd+di", "transegpgd+ti", "transegpgd+mi+di+ti",
-                       "segpgd+mi", "pgd+mi+di+ti")
+                       "segpgd+mi", "pgd+mi+di+ti", "transegpgd+mi+si", "segpgd+vt+ssa", "bim+ni+si", "bim+mi+vt",
+                       "pgd+admix", "pgd+ds", "pgd+bsr", "segpgd+ds", "pgd+targeted", "tsallispgd+mi",
+                       "apgd+mi")
 
 
 class Attack:
     """A built attack: ``attack(model, images, labels, generator=None) -> Tensor``.
 
     It stores no model and no per-call state. Attributes: ``name`` (canonical), ``settings``
-    (:class:`AttackSettings`), ``to_dict()`` (flat resolved settings), ``settings_hash`` (12 hex).
+    (:class:`AttackSettings`), ``to_dict()`` (flat resolved settings), ``settings_hash`` (12 hex),
+    ``uses_labels`` (False for a label-free attack).
     """
 
-    def __init__(self, name: str, settings: AttackSettings, plan: core.Plan) -> None:
+    def __init__(self, name: str, settings: AttackSettings, runner: Callable, uses_labels: bool = True) -> None:
         self.name = name
         self.settings = settings
-        self._plan = plan
+        self._runner = runner
+        self.uses_labels = uses_labels
 
     def __call__(
         self,
@@ -148,7 +266,7 @@ class Attack:
         ``model`` may be a list / tuple / ``nn.ModuleList`` of models (an ensemble, see the
         ``ensemble`` setting). Returns a new detached tensor like ``images``.
         """
-        return core.run(self._plan, model, images, labels, generator)
+        return self._runner(model, images, labels, generator)
 
     def to_dict(self) -> dict[str, Any]:
         return self.settings.to_dict()
@@ -187,7 +305,36 @@ def _parse(name: str) -> tuple[str, list[str]]:
         clash = [m for m in MODIFIERS[mod].excludes if m in mods]
         if clash:
             raise ConfigError(f"attack name {name!r}: {mod!r} and {clash[0]!r} are mutually exclusive")
+    for slot in ("pixel", "geometry"):
+        used = [m for m in mods if MODIFIERS[m].kind == slot]
+        if len(used) > 1:
+            raise ConfigError(f"attack name {name!r}: {used[0]!r} and {used[1]!r} are both {slot} transforms; "
+                              "an attack has at most one of each")
+    if "targeted" in mods and entry.targeted_loss is None:
+        with_mode = ", ".join(b for b, e in ATTACKS.items() if e.targeted_loss is not None)
+        raise ConfigError(f"attack name {name!r}: {base!r} has no targeted mode; bases with one: {with_mode}")
+    if entry.make_feature_loss is not None:
+        geometry = [m for m in mods if MODIFIERS[m].kind == "geometry"]
+        if geometry:
+            raise ConfigError(f"attack name {name!r}: {base!r} compares features position by position, so it "
+                              f"takes no geometry transform ({geometry[0]!r})")
     return base, sorted(mods, key=MODIFIER_ORDER.index)
+
+
+def _route(canonical: str, entry: AttackEntry, classes: list[type], settings: Mapping[str, Any]) -> list[dict]:
+    """Each keyword to the one settings class that declares it."""
+    routed: list[dict[str, Any]] = [dict(entry.defaults)] + [{} for _ in classes[1:]]
+    for key, value in settings.items():
+        owners = [i for i, cls in enumerate(classes) if key in {f.name for f in dataclasses.fields(cls)}]
+        if not owners:
+            valid = sorted({f.name for cls in classes for f in dataclasses.fields(cls)})
+            raise ConfigError(f"attack {canonical!r}: unknown setting {key!r}; valid: {', '.join(valid)}")
+        if len(owners) > 1:
+            raise ConfigError(f"attack {canonical!r}: setting {key!r} is ambiguous between parts")
+        if key in entry.fixed and value != entry.fixed[key]:
+            raise ConfigError(f"{key}={value!r}: attack {canonical!r} requires {key}={entry.fixed[key]!r}")
+        routed[owners[0]][key] = value
+    return routed
 
 
 def build_attack(name: str, /, **settings: Any) -> Attack:
@@ -205,31 +352,51 @@ def build_attack(name: str, /, **settings: Any) -> Attack:
     canonical = "+".join([base, *mods])
     mod_names = list(entry.preset_modifiers) + mods
     classes = [entry.settings_cls] + [MODIFIERS[m].settings_cls for m in mod_names]
-    routed: list[dict[str, Any]] = [dict(entry.defaults)] + [{} for _ in mod_names]
-    for key, value in settings.items():
-        owners = [i for i, cls in enumerate(classes) if key in {f.name for f in dataclasses.fields(cls)}]
-        if not owners:
-            valid = sorted({f.name for cls in classes for f in dataclasses.fields(cls)})
-            raise ConfigError(f"attack {canonical!r}: unknown setting {key!r}; valid: {', '.join(valid)}")
-        if len(owners) > 1:
-            raise ConfigError(f"attack {canonical!r}: setting {key!r} is ambiguous between parts")
-        if key in entry.fixed and value != entry.fixed[key]:
-            raise ConfigError(f"{key}={value!r}: attack {canonical!r} requires {key}={entry.fixed[key]!r}")
-        routed[owners[0]][key] = value
+    routed = _route(canonical, entry, classes, settings)
     base_settings = entry.settings_cls(**routed[0])
     mod_settings = tuple(cls(**kw) for cls, kw in zip(classes[1:], routed[1:]))
-    grad_parts, input_part = [], None
+    parts: dict[str, Any] = {"grad": [], "pixel": None, "geometry": None, "target": None}
     for mod, ms in zip(mod_names, mod_settings):
-        part = MODIFIERS[mod].make_part(ms)
-        if MODIFIERS[mod].kind == "input":
-            input_part = part
+        part = MODIFIERS[mod].make_part(ms, base_settings)
+        if MODIFIERS[mod].kind == "grad":
+            parts["grad"].append(part)
         else:
-            grad_parts.append(part)
-    plan = core.Plan(
-        settings=base_settings,
-        loss=entry.make_loss(base_settings),
-        needs_clean_logits=entry.needs_clean_logits(base_settings),
-        input_transform=input_part,
-        grad_transforms=tuple(grad_parts),
-    )
-    return Attack(canonical, AttackSettings(canonical, base_settings, mod_settings), plan)
+            parts[MODIFIERS[mod].kind] = part
+    if parts["target"] is not None and entry.targeted_loss(base_settings) is None:
+        raise ConfigError(f"attack {canonical!r}: this configuration of {base!r} has no targeted mode")
+
+    def make_plan(s: Any, loss: PixelLoss | None = None) -> core.Plan:
+        targeted = parts["target"] is not None
+        return core.Plan(
+            settings=s,
+            loss=loss if loss is not None else (entry.targeted_loss(s) if targeted else entry.make_loss(s)),
+            feature_loss=entry.make_feature_loss(s) if entry.make_feature_loss else None,
+            feature_layer=getattr(s, "layer", None),
+            needs_clean_logits=entry.needs_clean_logits(s),
+            pixel_transform=parts["pixel"],
+            input_transform=parts["geometry"],
+            grad_transforms=tuple(parts["grad"]),
+            step_rule=entry.make_rule(s),
+            target=parts["target"] if targeted else (entry.target(s) if entry.target else None),
+        )
+
+    runner = _runner(entry, base_settings, make_plan)
+    return Attack(canonical, AttackSettings(canonical, base_settings, mod_settings), runner, entry.uses_labels)
+
+
+def _runner(entry: AttackEntry, s: Any, make_plan: Callable) -> Callable:
+    """One core run, APGD's radius stages, or SEA's worst case over its losses."""
+    if entry.kind == "single":
+        return runners.Single(make_plan(s))
+
+    def stages(loss: PixelLoss | None) -> Callable:
+        if s.radius_schedule == "constant":
+            return runners.Single(make_plan(s, loss))
+        return runners.RadiusStages(lambda eps, steps: make_plan(runners.with_budget(s, eps, steps), loss),
+                                    s.eps, s.steps)
+
+    if entry.kind == "apgd":
+        return stages(None)
+    members = [stages(functools.partial(sea_loss, loss=loss) if loss != "ce" else ce_loss)
+               for loss in s.sea_losses.split(",")]
+    return runners.WorstCase(members, s.ignore_index)

@@ -329,3 +329,327 @@ class AttackSettings:
     def settings_hash(self) -> str:
         text = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+# --- attacks of the later tier (attacks.md 5) -------------------------------------------------------
+
+Q_SCHEDULES = ("constant", "linear", "cosine")
+TARGET_RULES = ("permutation", "class")
+ACTIVE_SETS = ("correct", "not_target")
+APGD_LOSSES = ("ce", "masked_ce", "balanced_ce", "balanced_masked_ce", "js", "mask_norm")
+RADIUS_SCHEDULES = ("constant", "progressive")
+CONTEXT_FEATURES = ("raw", "normalised")
+
+
+def _positive(field_name: str, value: Any) -> float:
+    v = _real(field_name, value)
+    if v <= 0:
+        _fail(field_name, value, "must be > 0")
+    return v
+
+
+def _count(field_name: str, value: Any, low: int = 1) -> int:
+    if _int(field_name, value) < low:
+        _fail(field_name, value, f"must be an integer >= {low}")
+    return value
+
+
+def _target_fields(settings: Any) -> None:
+    _choice("target_rule", settings.target_rule, TARGET_RULES)
+    _count("target_class", settings.target_class, low=0)
+
+
+@dataclass(frozen=True)
+class TsallisPGDSettings(IterativeSettings):
+    """TsallisPGD: PGD on the Tsallis cross-entropy with a dynamic q schedule.
+
+    Paper: "TsallisPGD: Adaptive Gradient Weighting for Adversarial Attacks on Semantic Segmentation",
+    arXiv:2605.03405 (only the abstract was available; the schedule's shape is an option).
+
+    Args:
+        (all of IterativeSettings; registry defaults alpha 2/255, steps 20, random start)
+        q_start: q at the first step (default -2.0); finite, unitless.
+        q_end: q at the last step (default 1.0, where L_q is CE).
+        q_schedule: "linear" (default) | "cosine" | "constant" (q_start throughout).
+    """
+
+    steps: int = 20
+    q_start: float = -2.0
+    q_end: float = 1.0
+    q_schedule: str = "linear"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "q_start", _real("q_start", self.q_start))
+        object.__setattr__(self, "q_end", _real("q_end", self.q_end))
+        _choice("q_schedule", self.q_schedule, Q_SCHEDULES)
+
+
+@dataclass(frozen=True)
+class DAGSettings(IterativeSettings):
+    """DAG: dense targeted attack on the active pixels with an L-inf normalised step, projected.
+
+    Paper: "Adversarial Examples for Semantic Segmentation and Object Detection", Xie et al.,
+    ICCV 2017, arXiv:1703.08603.
+
+    Args:
+        (all of IterativeSettings; registry defaults alpha 2/255 = the largest pixel change of one
+        step, steps 20, no random start)
+        target_rule: "permutation" (a random K-cycle of the classes per image, default) | "class".
+        target_class: the class of ``target_rule="class"``.
+        active_set: "correct" (still predicted as the label; the paper) | "not_target".
+    """
+
+    steps: int = 20
+    random_start: bool = False
+    target_rule: str = "permutation"
+    target_class: int = 0
+    active_set: str = "correct"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _target_fields(self)
+        _choice("active_set", self.active_set, ACTIVE_SETS)
+
+
+def _apgd_fields(settings: Any) -> None:
+    object.__setattr__(settings, "initial_step", _positive("initial_step", settings.initial_step))
+    object.__setattr__(settings, "momentum", _unit_interval("momentum", settings.momentum, low_open=True))
+    object.__setattr__(settings, "rho", _unit_interval("rho", settings.rho, low_open=True))
+    _choice("radius_schedule", settings.radius_schedule, RADIUS_SCHEDULES)
+
+
+@dataclass(frozen=True)
+class APGDSettings(IterativeSettings):
+    """APGD: the adaptive step-size rule with momentum and restarts from the best point.
+
+    Papers: Croce, Hein, arXiv:2003.01690 (APGD); Croce, Singh, Hein, arXiv:2306.12941 (the
+    segmentation losses and the radius schedule).
+
+    Args:
+        (all of IterativeSettings; registry defaults steps 20, no random start, return_iterate
+        "best"; ``alpha`` is not used: the rule's own step starts at ``initial_step * eps``)
+        loss: "ce" | "masked_ce" | "balanced_ce" | "balanced_masked_ce" | "js" | "mask_norm".
+        initial_step: eta at start, a multiple of eps (default 2.0).
+        momentum: APGD's a in (0, 1] (default 0.75).
+        rho: oscillation threshold in (0, 1] (default 0.75).
+        radius_schedule: "constant" | "progressive" (30 % of the steps at 2 eps, 30 % at 1.5 eps,
+            the rest at eps, each stage starting from the previous stage's best point).
+    """
+
+    steps: int = 20
+    random_start: bool = False
+    return_iterate: str = "best"
+    loss: str = "ce"
+    initial_step: float = 2.0
+    momentum: float = 0.75
+    rho: float = 0.75
+    radius_schedule: str = "constant"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _choice("loss", self.loss, APGD_LOSSES)
+        _apgd_fields(self)
+
+
+@dataclass(frozen=True)
+class SEASettings(IterativeSettings):
+    """SEA: per image, the worst case over APGD runs with several segmentation losses.
+
+    Paper: "Towards Reliable Evaluation and Fast Training of Robust Semantic Segmentation Models",
+    Croce, Singh, Hein, arXiv:2306.12941.
+
+    Args:
+        (all of IterativeSettings; ``steps`` is per loss (the paper: 300); alpha not used)
+        sea_losses: comma-separated APGD losses (default "masked_ce,balanced_ce,js,mask_norm").
+        initial_step, momentum, rho: as APGDSettings.
+        radius_schedule: default "progressive" (the paper's 2 eps -> 1.5 eps -> eps).
+    """
+
+    steps: int = 20
+    random_start: bool = False
+    return_iterate: str = "best"
+    sea_losses: str = "masked_ce,balanced_ce,js,mask_norm"
+    initial_step: float = 2.0
+    momentum: float = 0.75
+    rho: float = 0.75
+    radius_schedule: str = "progressive"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.sea_losses, str):
+            _fail("sea_losses", self.sea_losses, "must be a comma-separated string of losses")
+        names = [name.strip() for name in self.sea_losses.split(",")]
+        if not names or any(name not in APGD_LOSSES for name in names) or len(set(names)) != len(names):
+            _fail("sea_losses", self.sea_losses, f"must name distinct losses among {', '.join(APGD_LOSSES)}")
+        object.__setattr__(self, "sea_losses", ",".join(names))
+        _apgd_fields(self)
+
+
+@dataclass(frozen=True)
+class FSPGDSettings(IterativeSettings):
+    """FSPGD: PGD on a feature-similarity loss of an intermediate layer of the source.
+
+    Paper: "FSPGD: Rethinking Black-box Attacks on Semantic Segmentation", Park et al.,
+    arXiv:2502.01262.
+
+    Args:
+        (all of IterativeSettings; registry defaults alpha 2/255, steps 20, random start)
+        layer: the source layer, a module path such as "backbone.layer3" (None: the model's
+            ``default_feature_layer``; `benchmark models --layers MODEL` lists the names).
+        similarity_c: c > 1 of the pair threshold cos(pi / c) (default 3: cos > 1/2).
+        context_features: "raw" (the authors' code) | "normalised".
+    """
+
+    steps: int = 20
+    layer: str | None = None
+    similarity_c: float = 3.0
+    context_features: str = "raw"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.layer is not None and (not isinstance(self.layer, str) or not self.layer):
+            _fail("layer", self.layer, "must be a module path such as 'backbone.layer3', or null")
+        c = _real("similarity_c", self.similarity_c)
+        if c <= 1:
+            _fail("similarity_c", self.similarity_c, "must be > 1 (the threshold is cos(pi / c))")
+        object.__setattr__(self, "similarity_c", c)
+        _choice("context_features", self.context_features, CONTEXT_FEATURES)
+
+
+@dataclass(frozen=True)
+class DSSettings(_Flat):
+    """Dynamic scaling: a random bilinear rescale of each image per step (arXiv:2111.11368).
+
+    Args:
+        scale_min, scale_max: the factor's range, 0 < min <= max (provisional default [0.5, 1.5]).
+        scale_prob: per-image probability of rescaling, in [0, 1] (default 1).
+    """
+
+    scale_min: float = 0.5
+    scale_max: float = 1.5
+    scale_prob: float = 1.0
+
+    def __post_init__(self) -> None:
+        low, high = _positive("scale_min", self.scale_min), _positive("scale_max", self.scale_max)
+        if low > high:
+            _fail("scale_min", self.scale_min, f"must be <= scale_max={high}")
+        object.__setattr__(self, "scale_min", low)
+        object.__setattr__(self, "scale_max", high)
+        object.__setattr__(self, "scale_prob", _unit_interval("scale_prob", self.scale_prob))
+
+
+@dataclass(frozen=True)
+class SISettings(_Flat):
+    """Scale invariance (arXiv:1908.06281). Args: scale_copies m >= 1, copies x / 2^i (default 5)."""
+
+    scale_copies: int = 5
+
+    def __post_init__(self) -> None:
+        _count("scale_copies", self.scale_copies)
+
+
+@dataclass(frozen=True)
+class VTSettings(_Flat):
+    """Variance tuning (arXiv:2103.15571).
+
+    Args:
+        vt_samples: neighbours N >= 1 per step (default 20).
+        vt_beta: neighbourhood radius as a multiple of eps, > 0 (default 1.5).
+    """
+
+    vt_samples: int = 20
+    vt_beta: float = 1.5
+
+    def __post_init__(self) -> None:
+        _count("vt_samples", self.vt_samples)
+        object.__setattr__(self, "vt_beta", _positive("vt_beta", self.vt_beta))
+
+
+@dataclass(frozen=True)
+class AdmixSettings(_Flat):
+    """Admix (arXiv:2102.00436).
+
+    Args:
+        admix_copies: scale copies m1 >= 1 (default 5).
+        admix_mixes: mixed images m2 >= 1 (default 3).
+        admix_strength: eta >= 0, unitless (default 0.2).
+        admix_source: "rolled" (the image itself, shifted; default) | "batch" (another image).
+    """
+
+    admix_copies: int = 5
+    admix_mixes: int = 3
+    admix_strength: float = 0.2
+    admix_source: str = "rolled"
+
+    def __post_init__(self) -> None:
+        _count("admix_copies", self.admix_copies)
+        _count("admix_mixes", self.admix_mixes)
+        strength = _real("admix_strength", self.admix_strength)
+        if strength < 0:
+            _fail("admix_strength", self.admix_strength, "must be >= 0")
+        object.__setattr__(self, "admix_strength", strength)
+        _choice("admix_source", self.admix_source, ("rolled", "batch"))
+
+
+@dataclass(frozen=True)
+class SSASettings(_Flat):
+    """Spectrum simulation (arXiv:2207.05382).
+
+    Args:
+        ssa_copies: copies N >= 1 (default 20).
+        ssa_rho: spectrum mask range rho in (0, 1], M ~ U[1 - rho, 1 + rho] (default 0.5).
+        ssa_sigma: noise standard deviation, fraction of the pixel range (None: eps).
+    """
+
+    ssa_copies: int = 20
+    ssa_rho: float = 0.5
+    ssa_sigma: float | None = None
+
+    def __post_init__(self) -> None:
+        _count("ssa_copies", self.ssa_copies)
+        object.__setattr__(self, "ssa_rho", _unit_interval("ssa_rho", self.ssa_rho))
+        if self.ssa_sigma is not None:
+            sigma = _real("ssa_sigma", self.ssa_sigma)
+            if sigma < 0:
+                _fail("ssa_sigma", self.ssa_sigma, "must be >= 0")
+            object.__setattr__(self, "ssa_sigma", sigma)
+
+
+@dataclass(frozen=True)
+class BSRSettings(_Flat):
+    """Block shuffle and rotation (arXiv:2308.10299).
+
+    Args:
+        bsr_blocks: n >= 1, an n x n grid of blocks (default 2).
+        bsr_copies: copies >= 1 (default 20).
+        bsr_angle: tau, the largest rotation in degrees, in [0, 180] (default 24).
+    """
+
+    bsr_blocks: int = 2
+    bsr_copies: int = 20
+    bsr_angle: float = 24.0
+
+    def __post_init__(self) -> None:
+        _count("bsr_blocks", self.bsr_blocks)
+        _count("bsr_copies", self.bsr_copies)
+        angle = _real("bsr_angle", self.bsr_angle)
+        if not 0 <= angle <= 180:
+            _fail("bsr_angle", self.bsr_angle, "must lie in [0, 180] degrees")
+        object.__setattr__(self, "bsr_angle", angle)
+
+
+@dataclass(frozen=True)
+class TargetedSettings(_Flat):
+    """Targeted mode: the loss is descended towards a target label map (``pgd+targeted``).
+
+    Args:
+        target_rule: "permutation" (a random K-cycle of the classes per image, default) | "class".
+        target_class: the class of ``target_rule="class"`` (default 0).
+    """
+
+    target_rule: str = "permutation"
+    target_class: int = 0
+
+    def __post_init__(self) -> None:
+        _target_fields(self)

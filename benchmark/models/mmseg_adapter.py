@@ -19,6 +19,7 @@ import torch
 import torch.utils.checkpoint
 from torch import nn
 
+from benchmark.attacks.features import capture
 from benchmark.errors import CheckpointError, ConfigError
 from benchmark.models.checkpoints import LoadReport, load_weights, sha256_file
 
@@ -60,20 +61,76 @@ class SegmentationModel(nn.Module):
     def mode(self) -> str:
         return self.segmentor.test_cfg.get("mode", "whole")
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def _prepare(self, images: torch.Tensor) -> tuple[torch.Tensor, list[dict]]:
         if images.dim() != 4 or images.shape[1] != self.mean.shape[1]:
             raise ValueError(
                 f"expected images of shape (N, {self.mean.shape[1]}, H, W), got {tuple(images.shape)}"
             )
-        normalised = (images - self.mean) / self.std
         height, width = images.shape[-2:]
         # Fresh metadata per call: mmseg's slide inference writes into the first dict.
         metas = [dict(ori_shape=(height, width), img_shape=(height, width), pad_shape=(height, width),
                       padding_size=[0, 0, 0, 0]) for _ in range(images.shape[0])]
+        return (images - self.mean) / self.std, metas
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        normalised, metas = self._prepare(images)
         return self.segmentor.inference(normalised, metas)
+
+    @property
+    def default_feature_layer(self) -> str | None:
+        """The layer a feature loss (FSPGD) uses unless told otherwise: the third of four backbone
+        stages, ``backbone.layer3`` of a ResNet, else ``backbone[2]`` (the third feature map the
+        backbone returns: MiT, Swin, ...); None without a backbone."""
+        backbone = getattr(self.segmentor, "backbone", None)
+        if backbone is None:
+            return None
+        return "backbone.layer3" if hasattr(backbone, "layer3") else "backbone[2]"
+
+    def features(self, images: torch.Tensor, layers: list[str] | tuple[str, ...]) -> dict[str, torch.Tensor]:
+        """Outputs of the named submodules of the segmentor (names as in ``segmentor.named_modules()``,
+        listed by ``benchmark models --layers``) for images in [0, 1], differentiable with respect to
+        the images. The forward pass runs on the whole image (no sliding windows) and stops at the
+        deepest requested layer."""
+        normalised, metas = self._prepare(images)
+        return capture(self.segmentor, list(layers), lambda: self.segmentor.encode_decode(normalised, metas))
+
+    def layer_table(self, size: tuple[int, int] = (256, 256)) -> list[tuple[str, str, str]]:
+        """(name, module type, output shape) of every submodule, from one forward pass of a
+        (1, 3, *size) image, in the order the modules finished; modules that did not run are listed last."""
+        shapes: dict[str, str] = {}
+        handles = []
+        for name, module in self.segmentor.named_modules():
+            if not name:
+                continue
+
+            def hook(module, inputs, output, name=name):
+                if name not in shapes:
+                    shapes[name] = _shape_text(output)
+
+            handles.append(module.register_forward_hook(hook))
+        try:
+            with torch.no_grad():
+                self(torch.full((1, 3, *size), 0.5, device=self.mean.device))
+        finally:
+            for handle in handles:
+                handle.remove()
+        modules = dict(self.segmentor.named_modules())
+        ran = [(name, type(modules[name]).__name__, shape) for name, shape in shapes.items()]
+        idle = [(name, type(module).__name__, "-") for name, module in modules.items()
+                if name and name not in shapes]
+        return ran + idle
 
     def extra_repr(self) -> str:
         return f"config={self.config_name!r}, num_classes={self.num_classes}, mode={self.mode!r}"
+
+
+def _shape_text(output: Any) -> str:
+    """(1, 64, 8, 8) for a tensor; [(..), (..)] for a sequence (select one with NAME[i])."""
+    if isinstance(output, torch.Tensor):
+        return str(tuple(output.shape))
+    if isinstance(output, (tuple, list)) and all(isinstance(o, torch.Tensor) for o in output):
+        return "[" + ", ".join(str(tuple(o.shape)) for o in output) + "]"
+    return type(output).__name__
 
 
 def build_segmentor(config: str | os.PathLike | Mapping, checkpoint: str | os.PathLike | None = None,

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.attacks import ATTACKS
+from benchmark.attacks import ATTACKS, build_attack
 from benchmark.attacks.registry import LISTED_COMBINATIONS
 
 
@@ -31,7 +31,9 @@ def _cpu_numerics():
 
 COMBINATIONS = list(LISTED_COMBINATIONS)
 ALL_NAMES = list(ATTACKS) + COMBINATIONS
-SPATIAL = ("di", "ti")
+SPATIAL = ("di", "ti", "ds", "bsr", "ssa")  # parts that move gradient between pixels
+#: Label-free attacks (FSPGD): the ignore-index invariants do not apply to them.
+LABEL_FREE = [n for n in ALL_NAMES if not build_attack(n).uses_labels]
 
 
 def has_modifier(name: str, mods: tuple[str, ...]) -> bool:
@@ -41,7 +43,9 @@ def has_modifier(name: str, mods: tuple[str, ...]) -> bool:
 
 
 class TinySegNet(nn.Module):
-    """3x3 convs C -> 6 -> K; logits at input resolution."""
+    """3x3 convs C -> 6 -> K; logits at input resolution; FSPGD reads ``conv1`` by default."""
+
+    default_feature_layer = "conv1"
 
     def __init__(self, channels: int = 3, classes: int = 4, seed: int = 0) -> None:
         super().__init__()
@@ -59,6 +63,8 @@ class TinySegNet(nn.Module):
 
 class PixelLinear(nn.Module):
     """Per-pixel linear classifier (1x1 conv): logits_k = w_k . x + b_k."""
+
+    default_feature_layer = "conv"
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
         super().__init__()

@@ -7,7 +7,7 @@ import torch
 
 from benchmark.attacks import build_attack
 
-from .conftest import ALL_NAMES, MODEL_KINDS, SPATIAL, PixelLinear, gens, has_modifier, make_batch, make_source
+from .conftest import ALL_NAMES, LABEL_FREE, MODEL_KINDS, SPATIAL, PixelLinear, gens, has_modifier, make_batch, make_source
 
 EPS = 8 / 255
 
@@ -55,7 +55,7 @@ def test_batch_independence(name, kind):
         assert (together[i : i + 1] - alone).abs().max() <= 1e-6, f"image {i}"
 
 
-@pytest.mark.parametrize("name", ALL_NAMES)
+@pytest.mark.parametrize("name", [n for n in ALL_NAMES if n not in LABEL_FREE])
 def test_all_ignored_image_is_not_moved(name):
     model, _ = make_source("single")
     images, labels = make_batch(n=2)
@@ -73,7 +73,15 @@ def test_all_ignored_image_is_not_moved(name):
     assert not torch.equal(no_start[1], images[1])
 
 
-@pytest.mark.parametrize("name", [n for n in ALL_NAMES if not has_modifier(n, SPATIAL)])
+@pytest.mark.parametrize("name", LABEL_FREE)
+def test_label_free_attacks_move_images_without_labels(name):
+    model, _ = make_source("single")
+    images, labels = make_batch(n=2)
+    adv = build_attack(name, random_start=False)(model, images, torch.full_like(labels, 255), generator=gens(2))
+    assert (adv != images).any() and (adv - images).abs().max() <= EPS + 1e-6
+
+
+@pytest.mark.parametrize("name", [n for n in ALL_NAMES if not has_modifier(n, SPATIAL) and n not in LABEL_FREE])
 def test_ignored_pixels_untouched_for_per_pixel_model(name):
     gen = torch.Generator().manual_seed(3)
     model = PixelLinear(torch.randn(3, 3, generator=gen)).eval()

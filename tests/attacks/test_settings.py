@@ -164,7 +164,49 @@ def test_registries_are_read_only_and_reject_duplicates():
 
 
 def test_every_listed_name_builds():
-    assert {"fgsm", "bim", "pgd", "segpgd", "cospgd", "transegpgd", "mifgsm", "nifgsm", "difgsm", "tifgsm"} == set(ATTACKS)
-    assert set(MODIFIERS) == {"mi", "ni", "di", "ti"}
+    assert {"fgsm", "bim", "pgd", "segpgd", "cospgd", "transegpgd", "mifgsm", "nifgsm", "difgsm", "tifgsm",
+            "tsallispgd", "dag", "apgd", "sea", "fspgd"} == set(ATTACKS)
+    assert set(MODIFIERS) == {"mi", "ni", "di", "ti", "vt", "si", "admix", "ssa", "ds", "bsr", "targeted"}
     for name in ALL_NAMES:
         assert build_attack(name).name == name
+
+
+@pytest.mark.parametrize("name, settings, message", [
+    ("segpgd+targeted", {}, "'segpgd' has no targeted mode; bases with one: bim, pgd, tsallispgd, apgd"),
+    ("apgd+targeted", {"loss": "js"}, "this configuration of 'apgd' has no targeted mode"),
+    ("pgd+si+admix", {}, "'si' and 'admix' are both pixel transforms"),
+    ("pgd+di+bsr", {}, "'di' and 'bsr' are both geometry transforms"),
+    ("sea", {"sea_losses": "ce,foo"}, "sea_losses='ce,foo': must name distinct losses"),
+    ("sea", {"sea_losses": "js,js"}, "sea_losses='js,js': must name distinct losses"),
+    ("pgd+ssa", {"ssa_rho": 1.5}, "ssa_rho=1.5: must lie in [0, 1.0]"),
+    ("pgd+bsr", {"bsr_blocks": 0}, "bsr_blocks=0: must be an integer >= 1"),
+    ("tsallispgd", {"q_schedule": "exp"}, "q_schedule='exp': must be one of"),
+    ("pgd+targeted", {"target_class": -1}, "target_class=-1: must be an integer >= 0"),
+    ("dag", {"active_set": "all"}, "active_set='all': must be one of 'correct', 'not_target'"),
+    ("fspgd", {"similarity_c": 1}, "similarity_c=1: must be > 1"),
+    ("pgd+ds", {"scale_min": 2.0, "scale_max": 1.0}, "scale_min=2.0: must be <= scale_max=1.0"),
+    ("apgd", {"rho": 0}, "rho=0: must lie in (0, 1.0]"),
+])
+def test_new_attacks_refuse_bad_settings_with_the_field_and_value(name, settings, message):
+    with pytest.raises(ConfigError) as err:
+        build_attack(name, **settings)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_open_points_are_recorded_in_the_settings():
+    recorded = {
+        "tsallispgd": {"q_start": -2.0, "q_end": 1.0, "q_schedule": "linear"},
+        "dag": {"target_rule": "permutation", "active_set": "correct", "random_start": False},
+        "sea": {"sea_losses": "masked_ce,balanced_ce,js,mask_norm", "radius_schedule": "progressive",
+                "initial_step": 2.0, "momentum": 0.75, "rho": 0.75, "return_iterate": "best"},
+        "fspgd": {"layer": None, "similarity_c": 3.0, "context_features": "raw"},
+        "pgd+ds": {"scale_min": 0.5, "scale_max": 1.5, "scale_prob": 1.0},
+        "pgd+admix": {"admix_copies": 5, "admix_mixes": 3, "admix_strength": 0.2, "admix_source": "rolled"},
+        "pgd+bsr": {"bsr_blocks": 2, "bsr_copies": 20, "bsr_angle": 24.0},
+        "pgd+ssa": {"ssa_copies": 20, "ssa_rho": 0.5, "ssa_sigma": None},
+        "bim+mi+vt": {"vt_samples": 20, "vt_beta": 1.5},
+        "pgd+targeted": {"target_rule": "permutation", "target_class": 0},
+    }
+    for name, expected in recorded.items():
+        flat = build_attack(name).to_dict()
+        assert {key: flat[key] for key in expected} == expected, name

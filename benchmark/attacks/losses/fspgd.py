@@ -1,0 +1,52 @@
+"""FSPGD feature loss: lower the local and the contextual similarity of intermediate features.
+
+Paper: "FSPGD: Rethinking Black-box Attacks on Semantic Segmentation", Park, Kim, Lee, Lee,
+arXiv:2502.01262. With clean features F (N, C, h, w) and adversarial features A of the same layer,
+F_hat = F / ||F||_2 per position, P = h * w positions and lambda_t = t / T:
+
+    local_n   = (1 / P) sum_i cos(F_i, A_i)
+    W_ij      = 1[i != j and F_hat_i . F_hat_j > cos(pi / c)]          (clean-similar pairs)
+    context_n = (sum_ij W_ij <A_i, A_j>) / (2 |W|)                    (0 when |W| = 0)
+    J_n       = -lambda_t local_n - (1 - lambda_t) context_n           (ascended)
+
+``context_features="raw"`` uses A as it is in the context term (the authors' code);
+``"normalised"`` uses A / ||A|| per position. Statistics are per image (the authors' code counts |W|
+over the batch; they attack one image at a time). Labels are not used: FSPGD is label-free.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from benchmark.attacks.parts import LossContext
+
+CONTEXT_FEATURES = ("raw", "normalised")
+
+
+def similar_pairs(clean: Tensor, c: float) -> Tensor:
+    """(N, P, P) bool W of clean-similar position pairs, diagonal excluded."""
+    f = F.normalize(clean.flatten(2), dim=1)  # (N, C, P)
+    sim = f.transpose(1, 2) @ f
+    eye = torch.eye(sim.shape[-1], dtype=torch.bool, device=sim.device)
+    return (sim > math.cos(math.pi / c)) & ~eye
+
+
+def fspgd_loss(adv: Tensor, clean: Tensor, ctx: LossContext, c: float = 3.0,
+               context_features: str = "raw") -> Tensor:
+    """(N,) FSPGD objective of adversarial features ``adv`` against ``clean`` (both (N, C, h, w))."""
+    if adv.shape != clean.shape or adv.dim() != 4:
+        raise ValueError(f"feature shapes differ or are not (N, C, h, w): {tuple(adv.shape)} vs {tuple(clean.shape)}")
+    lam = ctx.step / ctx.steps
+    a = adv.flatten(2)  # (N, C, P)
+    local = F.cosine_similarity(clean.flatten(2), a, dim=1, eps=1e-8).mean(dim=1)
+    pairs = similar_pairs(clean, c)
+    if context_features == "normalised":
+        a = F.normalize(a, dim=1)
+    gram = a.transpose(1, 2) @ a
+    count = pairs.flatten(1).sum(dim=1)
+    context = torch.where(pairs, gram, 0.0).flatten(1).sum(dim=1) / (2 * count.clamp(min=1))
+    return -lam * local - (1 - lam) * context

@@ -1,0 +1,69 @@
+"""DS: dynamic scaling, a random rescale of each image before the source forward.
+
+Paper: "Adversarial Examples on Segmentation Models Can be Easy to Transfer", Gu, Zhao, Tresp, Torr,
+arXiv:2111.11368. The abstract and public descriptions state the method (rescale the input by a
+random factor at each attack iteration, so the perturbation works across the object scales that
+segmentation models recognise at); the scale range and the interpolation were not available, so both
+are options: ``scale_min`` / ``scale_max`` (provisional default [0.5, 1.5], recorded in results) and
+bilinear resizing both ways.
+
+Per image and step, with probability ``scale_prob``: s ~ U[scale_min, scale_max] from its generator,
+the image is resized bilinearly (align_corners=False) to (round(s H), round(s W)) (at least 1 x 1),
+and ``back`` resizes its logits bilinearly to (H, W). Images of equal size share one forward pass;
+the FLOPs of a step are on average E[s^2] (13/12 for [0.5, 1.5]) times one plain forward.
+
+Draw order per image: apply?, s -- both always drawn.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from benchmark.attacks.parts import View
+from benchmark.attacks.rng import PerImageRNG
+from benchmark.attacks.settings import DSSettings
+
+
+def resize(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """Bilinear resize (align_corners=False); the identity when the size is unchanged."""
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+class DynamicScaling:
+    """DS geometry transform.
+
+    Args:
+        settings: DSSettings (scale_min, scale_max: unitless factors > 0; scale_prob in [0, 1]).
+        base: the base attack's settings (unused).
+
+    Shapes:
+        x (N, C, H, W) -> one View whose sub-batches are the images grouped by their drawn size;
+        ``back`` returns (N, K, H, W) in batch order.
+    """
+
+    def __init__(self, settings: DSSettings, base=None) -> None:
+        self.low, self.high, self.prob = settings.scale_min, settings.scale_max, settings.scale_prob
+
+    def __call__(self, x: Tensor, rng: PerImageRNG) -> list[View]:
+        n, _, h, w = x.shape
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, (u_apply, u_scale) in enumerate(rng.uniform_host((2,))):
+            s = self.low + (self.high - self.low) * u_scale if u_apply < self.prob else 1.0
+            size = (max(1, round(s * h)), max(1, round(s * w)))
+            groups.setdefault(size, []).append(i)
+        sizes, members = list(groups), list(groups.values())
+        inputs = [resize(x[idx] if len(idx) < n else x, size) for size, idx in zip(sizes, members)]
+        order = [i for idx in members for i in idx]
+        inverse = torch.empty(n, dtype=torch.long)
+        inverse[torch.tensor(order)] = torch.arange(n)
+        inverse = inverse.to(x.device)
+
+        def back(outs: list[Tensor]) -> Tensor:
+            merged = torch.cat([resize(out, (h, w)) for out in outs])
+            return merged if order == list(range(n)) else merged[inverse]
+
+        return [View(inputs, back)]

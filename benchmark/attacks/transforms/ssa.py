@@ -1,0 +1,60 @@
+"""SSA: spectrum simulation, the gradient averaged over copies with noise and a random spectrum mask.
+
+Paper: "Frequency Domain Model Augmentation for Adversarial Attack", Long, Zhang, Zhang, Zhu, Yu,
+Song, ECCV 2022, arXiv:2207.05382.
+
+    copies x_i = IDCT(DCT(x + xi_i) * M_i),  xi_i ~ N(0, sigma^2),  M_i ~ U[1 - rho, 1 + rho],  weight 1 / N
+
+DCT is the orthonormal 2-D DCT-II over (H, W) of each channel, DCT(x) = D_H x D_W^T, so IDCT = its
+transpose; without noise and mask the copy equals x up to float rounding. The noise and the mask
+are drawn per image, channel and pixel from the image's generator; sigma defaults to eps (the
+paper's sigma = 16/255 at eps = 16/255). The copies keep the geometry. N forward and backward passes
+per step.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from benchmark.attacks.rng import PerImageRNG
+from benchmark.attacks.settings import SSASettings
+
+
+def dct_matrix(n: int, device=None, dtype=torch.float32) -> Tensor:
+    """(n, n) orthonormal DCT-II matrix D: D[k, i] = s_k cos(pi (2 i + 1) k / (2 n))."""
+    i = torch.arange(n, dtype=torch.float64)
+    k = i.view(-1, 1)
+    d = torch.cos(math.pi * (2 * i + 1) * k / (2 * n)) * math.sqrt(2.0 / n)
+    d[0] /= math.sqrt(2.0)
+    return d.to(device=device, dtype=dtype)
+
+
+def dct2(x: Tensor, d_h: Tensor, d_w: Tensor) -> Tensor:
+    """2-D DCT over the last two dimensions."""
+    return d_h @ x @ d_w.T
+
+
+def idct2(x: Tensor, d_h: Tensor, d_w: Tensor) -> Tensor:
+    """Inverse of :func:`dct2`."""
+    return d_h.T @ x @ d_w
+
+
+class SpectrumSimulation:
+    """SSA pixel transform. Args: settings (SSASettings), base (the base settings: eps for sigma)."""
+
+    def __init__(self, settings: SSASettings, base=None) -> None:
+        self.copies, self.rho = settings.ssa_copies, settings.ssa_rho
+        self.sigma = settings.ssa_sigma if settings.ssa_sigma is not None else base.eps
+
+    def __call__(self, x: Tensor, rng: PerImageRNG) -> list[tuple[Tensor, float]]:
+        shape = tuple(x.shape[1:])
+        d_h, d_w = dct_matrix(shape[1], x.device, x.dtype), dct_matrix(shape[2], x.device, x.dtype)
+        copies = []
+        for _ in range(self.copies):
+            noise = self.sigma * rng.normal(shape)
+            mask = 1 - self.rho + 2 * self.rho * rng.uniform(shape)
+            copies.append((idct2(dct2(x + noise, d_h, d_w) * mask, d_h, d_w), 1.0 / self.copies))
+        return copies
