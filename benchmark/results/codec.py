@@ -37,11 +37,20 @@ def _scalar(value: Any, where: str) -> JSONScalar:
     raise ResultError(f"{where}: expected a JSON scalar, got {_describe(value)}")
 
 
+#: dataclass field metadata key: omit the field from files while it holds its default
+OMIT_DEFAULT = "omit_default"
+
+
 def encode(value: Any, where: str = "") -> Any:
-    """Dataclass -> JSON-ready value (dicts, lists, scalars); NaN/inf rejected."""
+    """Dataclass -> JSON-ready value (dicts, lists, scalars); NaN/inf rejected.
+
+    A field marked ``metadata={OMIT_DEFAULT: True}`` (one added after files were written without it)
+    is left out while it holds its default, so those files and their content hashes stay valid.
+    """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: encode(getattr(value, f.name), f"{where}.{f.name}".lstrip("."))
-                for f in dataclasses.fields(value)}
+                for f in dataclasses.fields(value)
+                if not (f.metadata.get(OMIT_DEFAULT) and getattr(value, f.name) == f.default)}
     if isinstance(value, (tuple, list)):
         return [encode(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, dict):
@@ -94,15 +103,16 @@ def _decode_dataclass(cls: type[T], value: Any, file: str, path: str) -> T:
     if not isinstance(value, dict):
         raise ResultError(f"{file}: {path or '<top>'}: expected an object, got {_describe(value)}")
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
+    fields = dataclasses.fields(cls)
+    names = [f.name for f in fields]
     key = (lambda name: f"{path}.{name}" if path else name)
-    missing = [n for n in names if n not in value]
+    missing = [f.name for f in fields if f.name not in value and not f.metadata.get(OMIT_DEFAULT)]
     if missing:
         raise ResultError(f"{file}: missing key '{key(missing[0])}'")
     unknown = sorted(set(value) - set(names))
     if unknown:
         raise ResultError(f"{file}: unknown key '{key(unknown[0])}'")
-    kwargs = {n: decode(hints[n], value[n], file, key(n)) for n in names}
+    kwargs = {n: decode(hints[n], value[n], file, key(n)) for n in names if n in value}
     try:
         return cls(**kwargs)
     except ResultError as err:

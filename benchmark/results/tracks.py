@@ -24,10 +24,11 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from benchmark.errors import ResultError
+from benchmark.results.codec import OMIT_DEFAULT
 
 NORMS = ("linf",)
 
@@ -107,7 +108,7 @@ class TrackInfo:
     alpha: float
     alpha_255: float
     alpha_rule: str
-    goal: str = UNTARGETED
+    goal: str = field(default=UNTARGETED, metadata={OMIT_DEFAULT: True})  # absent from untargeted files
 
     def __post_init__(self) -> None:
         if not 0.0 < self.eps <= 1.0 or self.steps < 1 or self.alpha <= 0.0:

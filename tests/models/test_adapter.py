@@ -142,3 +142,56 @@ def test_missing_mmcv_is_one_clear_line():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.startswith("mmsegmentation needs mmcv, which is not installed: pip install 'mmcv-lite")
+
+
+def test_features_are_the_segmentors_own_layer_outputs_with_input_gradients():
+    model = build_segmentor(tiny_config())
+    images = torch.rand(2, 3, 40, 48, requires_grad=True)
+    assert model.default_feature_layer == "backbone.layer3"
+    features = model.features(images, ["backbone.layer3", "backbone.layer1"])
+    # the same tensor the backbone computes on the normalised images
+    expected = model.segmentor.backbone((images - model.mean) / model.std)
+    assert torch.allclose(features["backbone.layer1"], expected[0], atol=1e-5)
+    assert torch.allclose(features["backbone.layer3"], expected[2], atol=1e-5)
+    assert torch.allclose(model.features(images, ["backbone[3]"])["backbone[3]"], expected[3], atol=1e-5)
+    (grad,) = torch.autograd.grad(features["backbone.layer3"].sum(), images)
+    assert grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="layer 'backbone.layer9': no such submodule"):
+        model.features(images, ["backbone.layer9"])
+
+
+def test_features_stop_at_the_deepest_requested_layer():
+    model = build_segmentor(tiny_config())
+    ran = []
+    handle = model.segmentor.backbone.layer4.register_forward_hook(lambda *a: ran.append("layer4"))
+    model.features(torch.rand(1, 3, 32, 32), ["backbone.layer2"])
+    handle.remove()
+    assert ran == []
+
+
+def test_fspgd_runs_on_the_adapter_through_its_features():
+    from benchmark.attacks import build_attack
+
+    model = build_segmentor(tiny_config())
+    images = torch.rand(1, 3, 32, 32)
+    adv = build_attack("fspgd", steps=2)(model, images, torch.zeros(1, 32, 32, dtype=torch.long),
+                                         generator=[torch.Generator().manual_seed(0)])
+    assert 0 < (adv - images).abs().max() <= 8 / 255 + 1e-6
+
+
+def test_layer_table_lists_names_types_and_shapes_and_the_cli_prints_it():
+    model = build_segmentor(tiny_config())
+    table = {name: (kind, shape) for name, kind, shape in model.layer_table((32, 32))}
+    assert table["backbone.layer3"] == ("ResLayer", "(1, 32, 4, 4)")
+    assert table["backbone"][1].startswith("[(1, 8, 8, 8), ")  # a list: NAME[i] selects one
+    assert table["decode_head.loss_decode"][1] == "-"  # never called by inference
+    out = subprocess.run([sys.executable, "-m", "benchmark", "models", "--layers", "default-pspnet-r18",
+                          "--size", "64", "64"], capture_output=True, text=True, cwd=REPO_ROOT)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split()[:2] == ["layer", "module"]
+    assert any(line.split()[:2] == ["backbone.layer3", "ResLayer"] and line.endswith("(1, 64, 8, 8)") for line in lines)
+    assert "default feature layer backbone.layer3" in lines[-1]
+    bad = subprocess.run([sys.executable, "-m", "benchmark", "models", "--layers", "nope"],
+                         capture_output=True, text=True, cwd=REPO_ROOT)
+    assert bad.returncode != 0 and bad.stderr.strip().startswith("error:") and len(bad.stderr.strip().splitlines()) == 1

@@ -331,3 +331,27 @@ def test_settings_hash_ignores_key_order_and_sees_values():
     assert settings_hash(a) == settings_hash(dict(reversed(list(a.items()))))
     assert settings_hash(a) != settings_hash({**a, "steps": 10})
     assert len(settings_hash(a)) == 12 and int(settings_hash(a), 16) >= 0
+
+
+def test_targeted_attacks_rank_in_their_own_tracks_and_untargeted_files_have_no_goal_key():
+    from benchmark.attacks import build_attack
+    from benchmark.results import AttackInfo
+    from benchmark.results.codec import decode, encode
+
+    def info(name, **settings):
+        attack = build_attack(name, **settings)
+        return AttackInfo.from_settings(attack.name, attack.to_dict())
+
+    untargeted, permutation = info("pgd"), info("pgd+targeted")
+    to_class = info("pgd+targeted", target_rule="class", target_class=3)
+    assert (untargeted.track.name, permutation.track.name, to_class.track.name) == (
+        "linf-8-t10-a2", "linf-8-t10-a2-tperm", "linf-8-t10-a2-tc3")
+    assert (permutation.track.goal, to_class.track.goal) == ("targeted:permutation", "targeted:class=3")
+    assert info("dag").track.goal == "untargeted"  # DAG's own targets serve the untargeted benchmark
+    assert "goal" not in encode(untargeted.track) and encode(to_class.track)["goal"] == "targeted:class=3"
+    for attack in (untargeted, to_class):
+        assert decode(AttackInfo, encode(attack), "f.json") == attack
+    # a track whose name does not say its goal is refused
+    wrong = {**encode(to_class), "track": {**encode(to_class.track), "name": "linf-8-t10-a2"}}
+    with pytest.raises(ResultError, match="does not match its eps, steps, alpha and goal"):
+        decode(AttackInfo, wrong, "f.json")
