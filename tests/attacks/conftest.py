@@ -36,6 +36,19 @@ SPATIAL = ("di", "ti", "ds", "bsr", "ssa")  # parts that move gradient between p
 LABEL_FREE = [n for n in ALL_NAMES if not build_attack(n).uses_labels]
 
 
+#: Copy and sample counts of the averaging modifiers, lowered to 3 by :func:`build_small`.
+COPY_FIELDS = {"si": ("scale_copies",), "admix": ("admix_copies", "admix_mixes"), "ssa": ("ssa_copies",),
+               "bsr": ("bsr_copies",), "vt": ("vt_samples",)}
+
+
+def build_small(name: str, **settings):
+    """``build_attack`` with at most 3 copies / samples per averaging modifier (SI, Admix, SSA, BSR,
+    VT), for the invariants: they hold for any count, and ``segpgd+vt+ssa`` at its defaults is 420
+    passes per step. Explicit settings win."""
+    small = {field: 3 for mod in name.split("+")[1:] for field in COPY_FIELDS.get(mod, ())}
+    return build_attack(name, **{**small, **settings})
+
+
 def has_modifier(name: str, mods: tuple[str, ...]) -> bool:
     parts = set(name.split("+")[1:])
     preset = {"mifgsm": "mi", "nifgsm": "ni", "difgsm": "di", "tifgsm": "ti"}.get(name.split("+")[0])

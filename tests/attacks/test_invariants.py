@@ -5,9 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.attacks import build_attack
-
-from .conftest import ALL_NAMES, LABEL_FREE, MODEL_KINDS, SPATIAL, PixelLinear, gens, has_modifier, make_batch, make_source
+from .conftest import (
+    ALL_NAMES,
+    LABEL_FREE,
+    MODEL_KINDS,
+    SPATIAL,
+    PixelLinear,
+    build_small,
+    gens,
+    has_modifier,
+    make_batch,
+    make_source,
+)
 
 EPS = 8 / 255
 
@@ -18,7 +27,7 @@ def test_budget_box_shape_and_inputs_untouched(name, kind):
     model, extra = make_source(kind)
     images, labels = make_batch(n=3)
     images_before, labels_before = images.clone(), labels.clone()
-    adv = build_attack(name, **extra)(model, images, labels, generator=torch.Generator().manual_seed(0))
+    adv = build_small(name, **extra)(model, images, labels, generator=torch.Generator().manual_seed(0))
     assert (adv - images).abs().max() <= EPS + 1e-6
     assert adv.min() >= 0 and adv.max() <= 1
     assert adv.shape == images.shape and adv.dtype == images.dtype and adv.device == images.device
@@ -33,7 +42,7 @@ def test_budget_box_shape_and_inputs_untouched(name, kind):
 def test_determinism_and_global_rng_untouched(name, kind):
     model, extra = make_source(kind)
     images, labels = make_batch()
-    attack = build_attack(name, **extra)
+    attack = build_small(name, **extra)
     state = torch.get_rng_state()
     a = attack(model, images, labels, generator=torch.Generator().manual_seed(5))
     b = attack(model, images, labels, generator=torch.Generator().manual_seed(5))
@@ -48,7 +57,7 @@ def test_batch_independence(name, kind):
     model, extra = make_source(kind)
     images, labels = make_batch(n=3)
     labels[1] = 255  # one image without valid pixels must not disturb the others
-    attack = build_attack(name, **extra)
+    attack = build_small(name, **extra)
     together = attack(model, images, labels, generator=gens(3, seed=10))
     for i in range(3):
         alone = attack(model, images[i : i + 1], labels[i : i + 1], generator=gens(1, seed=10 + i))
@@ -60,15 +69,15 @@ def test_all_ignored_image_is_not_moved(name):
     model, _ = make_source("single")
     images, labels = make_batch(n=2)
     labels[0] = 255
-    attack = build_attack(name)
+    attack = build_small(name)
     adv = attack(model, images, labels, generator=gens(2))
     assert torch.isfinite(adv).all()
     # One step moves nothing either, so the full run must equal the one-step run, i.e. x^0 (the
     # random start when the attack has one).
     if name != "fgsm":
-        one_step = build_attack(name, steps=1)(model, images, labels, generator=gens(2))
+        one_step = build_small(name, steps=1)(model, images, labels, generator=gens(2))
         assert torch.equal(adv[0], one_step[0])
-    no_start = build_attack(name, random_start=False)(model, images, labels, generator=gens(2))
+    no_start = build_small(name, random_start=False)(model, images, labels, generator=gens(2))
     assert torch.equal(no_start[0], images[0])
     assert not torch.equal(no_start[1], images[1])
 
@@ -77,7 +86,7 @@ def test_all_ignored_image_is_not_moved(name):
 def test_label_free_attacks_move_images_without_labels(name):
     model, _ = make_source("single")
     images, labels = make_batch(n=2)
-    adv = build_attack(name, random_start=False)(model, images, torch.full_like(labels, 255), generator=gens(2))
+    adv = build_small(name, random_start=False)(model, images, torch.full_like(labels, 255), generator=gens(2))
     assert (adv != images).any() and (adv - images).abs().max() <= EPS + 1e-6
 
 
@@ -86,7 +95,7 @@ def test_ignored_pixels_untouched_for_per_pixel_model(name):
     gen = torch.Generator().manual_seed(3)
     model = PixelLinear(torch.randn(3, 3, generator=gen)).eval()
     images, labels = make_batch(n=2, k=3)
-    adv = build_attack(name, random_start=False)(model, images, labels, generator=gens(2))
+    adv = build_small(name, random_start=False)(model, images, labels, generator=gens(2))
     ignored = (labels == 255).unsqueeze(1).expand_as(images)
     assert torch.equal(adv[ignored], images[ignored])
     assert (adv[~ignored] != images[~ignored]).any()
@@ -103,7 +112,7 @@ def test_model_untouched(name, kind):
     before = [(mod.training, [p.requires_grad for p in mod.parameters(recurse=False)])
               for m in members for mod in m.modules()]
     images, labels = make_batch()
-    build_attack(name, **extra)(model, images, labels, generator=torch.Generator().manual_seed(0))
+    build_small(name, **extra)(model, images, labels, generator=torch.Generator().manual_seed(0))
     after = [(mod.training, [p.requires_grad for p in mod.parameters(recurse=False)])
              for m in members for mod in m.modules()]
     assert before == after
@@ -115,7 +124,7 @@ def test_runs_under_bf16_autocast(name):
     model, _ = make_source("single")
     images, labels = make_batch()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        adv = build_attack(name)(model, images, labels, generator=torch.Generator().manual_seed(0))
+        adv = build_small(name)(model, images, labels, generator=torch.Generator().manual_seed(0))
     assert adv.dtype == torch.float32 and torch.isfinite(adv).all()
     assert (adv - images).abs().max() <= EPS + 1e-6 and (adv != images).any()
 
@@ -124,16 +133,16 @@ def test_generator_sequence_must_match_batch():
     model, _ = make_source("single")
     images, labels = make_batch(n=2)
     with pytest.raises(ValueError, match="generator"):
-        build_attack("pgd")(model, images, labels, generator=gens(3))
+        build_small("pgd")(model, images, labels, generator=gens(3))
 
 
 def test_bad_input_shapes_are_rejected():
     model, _ = make_source("single")
     images, labels = make_batch(n=2)
     with pytest.raises(ValueError, match="labels"):
-        build_attack("pgd")(model, images, labels[:, :, :-1])
+        build_small("pgd")(model, images, labels[:, :, :-1])
     with pytest.raises(ValueError, match="labels"):
-        build_attack("pgd")(model, images, labels.int())
+        build_small("pgd")(model, images, labels.int())
 
 
 def test_best_iterate_is_no_worse_than_last_on_source():
@@ -147,7 +156,7 @@ def test_best_iterate_is_no_worse_than_last_on_source():
             return correct.sum((1, 2)) / valid.sum((1, 2))
 
     for name in ("pgd", "transegpgd+ni", "pgd+di"):
-        last = build_attack(name, steps=6)(model, images, labels, generator=gens(3))
-        best = build_attack(name, steps=6, return_iterate="best")(model, images, labels, generator=gens(3))
+        last = build_small(name, steps=6)(model, images, labels, generator=gens(3))
+        best = build_small(name, steps=6, return_iterate="best")(model, images, labels, generator=gens(3))
         assert (accuracy(best) <= accuracy(last) + 1e-6).all()
         assert (best - images).abs().max() <= EPS + 1e-6
