@@ -207,7 +207,7 @@ class BenchmarkCLI(LightningCLI):
 # Options that decide where results go or how they are shown, not what they are: left out of the
 # fingerprint, so a resumed run may change them (the world size among them).
 NOT_FINGERPRINTED = ("results.out_dir", "results.quiet", "results.num_logged_images", "results.per_class", "logger",
-                     "wandb", "progress", "model.num_examples",
+                     "wandb", "progress", "model.num_examples", "model.eval_batch_size",
                      "trainer.devices", "trainer.num_nodes", "trainer.strategy", "trainer.accelerator",
                      "trainer.enable_progress_bar", "data.num_workers", "data.preflight", "config")
 

@@ -75,13 +75,17 @@ class TransferModule(pl.LightningModule):
         source_models: provenance of source models that are not built here (``benchmark evaluate``
             reads saved adversarial images and needs no source): dicts with name, config,
             checkpoint_sha256 and mode, as in the saved set's manifest. None: every source is built.
+        eval_batch_size: images per target forward pass. The clean and every adversarial set of a batch
+            are stacked along the batch and evaluated in chunks of this many images (None: all in one
+            pass); clean predictions are made once per target. It changes speed and memory only.
     """
 
     def __init__(self, source: list[str] | None = None, targets: list[str] | None = None,
                  sources: list[str | list[str]] | None = None, conditions: list[str] | None = None,
                  seeds: list[int] | None = None, ensemble: str = "logits", num_classes: int = 0,
                  ignore_index: int = 255, mode: str | None = None, num_examples: int = 4,
-                 checkpoint_windows: bool = False, source_models: list[dict] | None = None):
+                 checkpoint_windows: bool = False, source_models: list[dict] | None = None,
+                 eval_batch_size: int | None = 64):
         super().__init__()
         specs = source_specs(source, sources)
         if not targets:
@@ -104,6 +108,10 @@ class TransferModule(pl.LightningModule):
         self.conditions = [CLEAN, *self.attacked]
         self.num_classes, self.ignore_index, self.mode = num_classes, ignore_index, mode
         self.num_examples, self.checkpoint_windows = num_examples, checkpoint_windows
+        if eval_batch_size is not None and (isinstance(eval_batch_size, bool) or not isinstance(eval_batch_size, int)
+                                            or eval_batch_size < 1):
+            raise ConfigError(f"model.eval_batch_size must be a positive integer or null, got {eval_batch_size!r}")
+        self.eval_batch_size = eval_batch_size
         self.nets = nn.ModuleDict()
         self.scores = nn.ModuleDict({
             _metric_key(t, c): SegmentationScores(num_classes, ignore_index=ignore_index)
@@ -158,22 +166,36 @@ class TransferModule(pl.LightningModule):
         missing = [c for c in self.conditions if c not in inputs]
         if missing:
             raise RuntimeError(f"batch lacks adversarial images for {missing}; is the attack callback set?")
-        keep = max(0, min(labels.shape[0], self.num_examples - self._examples_seen))
+        n, conditions = labels.shape[0], self.conditions
+        keep = max(0, min(n, self.num_examples - self._examples_seen))
         examples = {}
         self._record_perturbations(batch["name"], inputs)
+        valid = labels != self.ignore_index
+        # Every condition of the batch stacked along the batch: one forward per target and chunk of
+        # eval_batch_size images, the clean predictions once per target.
+        stacked = torch.cat([inputs[c] for c in conditions])
+        chunk = self.eval_batch_size or stacked.shape[0]
+        counts = []
         with torch.no_grad():
             for target in self.target_names:
                 net = at_label_size(self.nets[target], labels.shape[-2:])
-                clean_pred = net(inputs[CLEAN]).argmax(1)
-                self.scores[_metric_key(target, CLEAN)].update(clean_pred, labels)
-                self._record_images(batch["name"], target, CLEAN, clean_pred, labels, None)
-                examples[(target, CLEAN)] = clean_pred[:keep]
-                for condition in self.attacked:
-                    adv_pred = net(inputs[condition]).argmax(1)
-                    self.scores[_metric_key(target, condition)].update(adv_pred, labels)
-                    self.success[_metric_key(target, condition)].update(clean_pred, adv_pred, labels)
-                    self._record_images(batch["name"], target, condition, adv_pred, labels, clean_pred)
-                    examples[(target, condition)] = adv_pred[:keep]
+                preds = torch.cat([net(part).argmax(1) for part in stacked.split(chunk)])
+                preds = preds.view(len(conditions), *labels.shape)  # (C, N, H, W); condition 0 is clean
+                clean_pred = preds[0]
+                for i, condition in enumerate(conditions):
+                    key = _metric_key(target, condition)
+                    self.scores[key].update(preds[i], labels)
+                    if i:
+                        self.success[key].update(clean_pred, preds[i], labels)
+                    examples[(target, condition)] = preds[i, :keep]
+                inter, predicted, labelled = per_image_counts(preds.flatten(0, 1), labels.repeat(len(conditions), 1, 1),
+                                                              self.num_classes, self.ignore_index)
+                fooled = (valid & (clean_pred == labels) & (preds != labels)).sum((2, 3)).flatten()  # (C * N,)
+                counts.append(torch.cat([inter, predicted, labelled, fooled[:, None]], dim=1))
+        host = torch.stack(counts).view(len(self.target_names), len(conditions), n, -1).tolist()  # one copy per batch
+        for t, target in enumerate(self.target_names):
+            for i, condition in enumerate(conditions):
+                self._record_images(batch["name"], target, condition, host[t][i])
         self._examples_seen += keep
         return {"examples": examples, "num_examples": keep}
 
@@ -189,20 +211,18 @@ class TransferModule(pl.LightningModule):
                 self._perturbations.append(PerturbationRecord(name, condition.source, condition.attack, condition.seed,
                                                               min(linf[c][n], 1.0), l2[c][n]))
 
-    def _record_images(self, names, target, condition: AdvKey | str, preds, labels, clean_pred) -> None:
-        """Per-image pixel counts (the audit trail of results.json); one host copy per target and condition."""
+    def _record_images(self, names, target, condition: AdvKey | str, counts: list[list[int]]) -> None:
+        """Per-image pixel counts (the audit trail of results.json) from host rows of
+        [intersection (K), predicted (K), labelled (K), fooled] per image."""
         source, attack, seed = (None, CLEAN, None) if condition == CLEAN else condition
-        inter, pred, gt = (t.tolist() for t in per_image_counts(preds, labels, self.num_classes, self.ignore_index))
-        fooled = [None] * len(names)
-        if clean_pred is not None:
-            valid = labels != self.ignore_index
-            fooled = (valid & (clean_pred == labels) & (preds != labels)).sum((1, 2)).tolist()
-        for n, name in enumerate(names):
-            classes = [k for k in range(self.num_classes) if pred[n][k] or gt[n][k]]
+        k = self.num_classes
+        for name, row in zip(names, counts):
+            inter, pred, gt = row[:k], row[k:2 * k], row[2 * k:3 * k]
+            classes = [c for c in range(k) if pred[c] or gt[c]]
             self._images.append(ImageRecord(
                 image=name, target=target, source=source, condition=attack, seed=seed, classes=tuple(classes),
-                intersection=tuple(inter[n][k] for k in classes), predicted=tuple(pred[n][k] for k in classes),
-                labelled=tuple(gt[n][k] for k in classes), fooled=fooled[n]))
+                intersection=tuple(inter[c] for c in classes), predicted=tuple(pred[c] for c in classes),
+                labelled=tuple(gt[c] for c in classes), fooled=None if condition == CLEAN else row[3 * k]))
 
     def on_validation_epoch_start(self) -> None:
         self._examples_seen = 0

@@ -149,3 +149,52 @@ def test_quantise_keeps_8bit_images_inside_the_budget():
     assert torch.allclose(out * 255, a8, atol=1e-4)  # exactly representable 8-bit levels
     assert (a8 - x8).abs().max() <= 8 and a8.min() >= 0 and a8.max() <= 255
     assert (out - clean).abs().max() <= 8 / 255 + 1e-6
+
+
+def test_conditions_are_stacked_per_target_and_give_the_per_condition_results():
+    from benchmark.lightning.module import TransferModule, _metric_key
+    from benchmark.metrics import per_image_counts
+    from benchmark.results import CLEAN
+
+    torch.manual_seed(0)
+    images = torch.rand(3, 3, 48, 64)
+    labels = torch.randint(0, 7, (3, 48, 64))
+    labels[:, :4] = 255
+    advs = {AdvKey("default-pspnet-r18", a, 0): (images + (2 * torch.rand_like(images) - 1) * 8 / 255).clamp(0, 1)
+            for a in ("pgd", "segpgd")}
+    outcomes = []
+    for chunk in (None, 4, 1):
+        module = TransferModule(source=["default-pspnet-r18"], targets=["default-pspnet-r18", "default-deeplabv3-r18"],
+                                conditions=["pgd", "segpgd"], num_classes=7, eval_batch_size=chunk)
+        module.setup("validate")
+        module.eval()
+        calls = []
+        handle = module.nets["default-deeplabv3-r18"].register_forward_pre_hook(lambda m, a: calls.append(a[0].shape[0]))
+        module.on_validation_epoch_start()
+        module.validation_step({"image": images, "label": labels, "name": ["a", "b", "c"], "adv": dict(advs)}, 0)
+        handle.remove()
+        assert calls == ([9] if chunk is None else [4, 4, 1] if chunk == 4 else [1] * 9)  # 3 conditions x 3 images
+        outcomes.append(module)
+    reference = outcomes[0]
+    with torch.no_grad():
+        for target in reference.target_names:
+            net = reference.nets[target]
+            clean = net(images).argmax(1)
+            for condition, x in [(CLEAN, images), *advs.items()]:
+                pred = clean if condition == CLEAN else net(x).argmax(1)
+                inter, _, _ = per_image_counts(pred, labels, 7)
+                for module in outcomes:
+                    matrix = module.scores[_metric_key(target, condition)].confmat
+                    valid = labels != 255
+                    expected = torch.bincount(labels[valid] * 7 + pred[valid], minlength=49).view(7, 7)
+                    assert torch.equal(matrix.cpu(), expected)
+                    records = [r for r in module._images if r.target == target
+                               and r.condition == (CLEAN if condition == CLEAN else condition.attack)]
+                    assert [r.image for r in records] == ["a", "b", "c"]
+                    for n, record in enumerate(records):
+                        assert record.intersection == tuple(int(inter[n, k]) for k in record.classes)
+                        fooled = None if condition == CLEAN else int((valid[n] & (clean[n] == labels[n])
+                                                                      & (pred[n] != labels[n])).sum())
+                        assert record.fooled == fooled
+    with pytest.raises(ConfigError, match="model.eval_batch_size must be a positive integer or null, got 0"):
+        TransferModule(source=["default-pspnet-r18"], targets=["default-pspnet-r18"], num_classes=7, eval_batch_size=0)
