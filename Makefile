@@ -24,6 +24,7 @@ $(STAMP): setup.cfg pyproject.toml $(LOCK)
 	@test -n "$(PYTHON)" || { echo "error: neither python3.11 nor python3.12 runs here; pass PYTHON=..." >&2; exit 2; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -c $(LOCK) -e ".[lite,test]"
+	-$(VENV)/bin/benchmark run --help >/dev/null  # fills the help cache (benchmark/help_cache.py)
 	touch $(STAMP)
 
 clean:

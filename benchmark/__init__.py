@@ -8,6 +8,10 @@ means every process that imports ``benchmark`` -- DDP workers included -- has it
 
 __version__ = "0.1.0"
 
+import time as _time
+
+IMPORTED_AT = _time.monotonic()  # the fallback clock of benchmark.lightning.runlog.seconds_since_start
+
 from benchmark.models.mmcv_ops_stub import install as _install_mmcv_ops_stub
 
 _install_mmcv_ops_stub()

@@ -29,16 +29,25 @@ def command(name: str, help_text: str):
 
 @command("run", "run a transfer benchmark experiment (Lightning; --help for options)")
 def _run(argv: list[str]) -> int:
-    from benchmark.lightning.cli import run_cli
-
-    return run_cli(argv)
+    return _lightning_command("run", argv)
 
 
 @command("evaluate", "evaluate target models on a saved adversarial set (results.save_adv), without attacking")
 def _evaluate(argv: list[str]) -> int:
-    from benchmark.lightning.cli import evaluate_cli
+    return _lightning_command("evaluate", argv)
 
-    return evaluate_cli(argv)
+
+def _lightning_command(name: str, argv: list[str]) -> int:
+    """``run`` / ``evaluate``: a bare ``--help`` from :mod:`benchmark.help_cache` (no Lightning import)."""
+    from benchmark.help_cache import cached_help
+
+    def produce(args: list[str]) -> int:
+        from benchmark.lightning import cli
+
+        return cli.run_cli(args) if name == "run" else cli.evaluate_cli(args)
+
+    status = cached_help(name, argv, produce)
+    return produce(argv) if status is None else status
 
 
 @command("summarize", "one CSV / Markdown summary across runs; runs of the same images joined into one matrix")

@@ -19,8 +19,15 @@ run is paired with a bare run next to it and the ratio column is the median of t
 One-off work (the clean forward of TranSegPGD, DAG, FSPGD and targeted attacks, the final accuracy
 check of ``return_iterate="best"``) is spread over the steps and counted in ``eval``.
 
+``--memory`` adds the peak memory of each attack's run above what is held before it (model, images),
+and its ratio to the bare step's (target <= 1.2; DI / DS canvases and ensembles exempt). CPU: peak
+resident set size (Linux ``VmHWM``, reset through ``/proc/self/clear_refs`` before each measurement;
+glibc's mmap threshold is fixed so that freed tensors leave the resident set); CUDA:
+``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``.
+
 Usage:
     python benchmarks/attacks.py                         # small pure-torch conv net on CPU
+    python benchmarks/attacks.py --memory --only pgd segpgd transegpgd transegpgd+mi
     python benchmarks/attacks.py --device cuda --amp bf16
     python benchmarks/attacks.py --mmseg-config pspnet_r50-d8_4xb4-20k_voc12aug-512x512.py --size 256 256
 """
@@ -28,6 +35,9 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import gc
+import os
+import re
 import statistics
 import sys
 import time
@@ -123,6 +133,26 @@ def _paired(fn, bare, steps: int, repeats: int, device: torch.device) -> tuple[f
     return statistics.median(times), statistics.median(ratios)
 
 
+def _resident_kib(field: str) -> int:
+    return int(re.search(rf"{field}:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1))
+
+
+def _peak_extra(fn, device: torch.device) -> int:
+    """Bytes ``fn`` needs at its peak above what is allocated (CUDA) or resident (CPU) before it."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        fn()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+    before = _resident_kib("VmRSS")
+    fn()
+    return (_resident_kib("VmHWM") - before) * 1024
+
+
 COPY_FIELDS = {"si": {"scale_copies"}, "admix": {"admix_copies"}, "ssa": {"ssa_copies"},
                "bsr": {"bsr_copies"}, "vt": {"vt_samples"}}
 
@@ -156,7 +186,13 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=None,
                         help="copies / samples of SI, Admix, SSA, BSR and VT (default: their defaults); the "
                              "per-pass cost does not depend on it, the time per step does")
+    parser.add_argument("--memory", action="store_true",
+                        help="also the peak memory of each attack's run and its ratio to the bare step's")
     args = parser.parse_args()
+    if args.memory and args.device == "cpu" and "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        # a fixed threshold: glibc then returns every freed tensor (>= 128 KiB) to the system at once,
+        # so the resident set follows the live tensors instead of the allocator's cache
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "MALLOC_MMAP_THRESHOLD_": "131072"})
 
     global CLOCK
     CLOCK = time.process_time if args.clock == "process" else time.perf_counter
@@ -213,8 +249,12 @@ def main() -> None:
     eval_cost = statistics.median(_seconds(forward_only, args.steps, device) for _ in range(args.repeats)) / base
     print(f"device={device} amp={args.amp} batch={args.batch} size={h}x{w} classes={classes} "
           f"steps={args.steps} repeats={args.repeats} threads={torch.get_num_threads()} clock={args.clock}")
-    print(f"{'attack':<40} {'s/step':>10} {'ratio':>7} {'grad':>6} {'eval':>6} {'per pass':>8}  note")
-    print(f"{'bare forward + input backward':<40} {base:>10.5f} {1.0:>7.3f} {1.0:>6.2f} {0.0:>6.2f} {1.0:>8.3f}")
+    bare_memory = _peak_extra(bare, device) if args.memory else 0
+    memory_head = f" {'peak MiB':>9} {'mem':>6}" if args.memory else ""
+    print(f"{'attack':<40} {'s/step':>10} {'ratio':>7} {'grad':>6} {'eval':>6} {'per pass':>8}{memory_head}  note")
+    memory_cells = f" {bare_memory / 2**20:>9.1f} {1.0:>6.3f}" if args.memory else ""
+    print(f"{'bare forward + input backward':<40} {base:>10.5f} {1.0:>7.3f} {1.0:>6.2f} {0.0:>6.2f} {1.0:>8.3f}"
+          f"{memory_cells}")
     print(f"{'eval forward (no autograd)':<40} {base * eval_cost:>10.5f} {eval_cost:>7.3f} {0.0:>6.2f} {1.0:>6.2f}")
     for label, source, extra in cases:
         name = label.split(" ")[0]
@@ -241,7 +281,14 @@ def main() -> None:
         exempt = bool(mods & {"di", "ds"}) or isinstance(source, list)
         per_pass = ratio / max(grad + evals * eval_cost, 1e-9)
         note = "exempt (DI / DS / ensemble)" if exempt else ("ok" if per_pass <= 1.10 else "ABOVE 1.10")
-        print(f"{label:<40} {seconds:>10.5f} {ratio:>7.3f} {grad:>6.2f} {evals:>6.2f} {per_pass:>8.3f}  {note}")
+        memory_cells = ""
+        if args.memory:
+            peak = _peak_extra(run, device)
+            memory_cells = f" {peak / 2**20:>9.1f} {peak / max(bare_memory, 1):>6.3f}"
+            if not exempt and peak > 1.2 * bare_memory:
+                note += ", memory ABOVE 1.2"
+        print(f"{label:<40} {seconds:>10.5f} {ratio:>7.3f} {grad:>6.2f} {evals:>6.2f} {per_pass:>8.3f}"
+              f"{memory_cells}  {note}")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,10 @@ mIoU, one JSON file. No Lightning, no per-image records, no journal, no logger.
 Both sides run as fresh processes of the same interpreter, alternately, ``--repeats`` times; the
 table gives the median, min and max wall time of each and the median of the paired ratios, then a
 breakdown of the plain loop (interpreter start and imports, model building, data loading, attack,
-target evaluation, writing) and of `benchmark run` (its wall time before the first attacked batch,
-the validation loop, and what follows it). Numbers are wall seconds on this machine; quote medians.
+target evaluation, writing) and of `benchmark run` (the seconds from the command to its first attack,
+as its run.log records them, and the validation loop's wall time and throughput from results.json),
+and the start-up commands (``benchmark --help``; ``benchmark run --help`` from the help cache and
+without it). Numbers are wall seconds on this machine; quote medians.
 
 Usage:
     python benchmarks/pipeline.py                               # configs/default.yaml, --logger none
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -171,6 +174,28 @@ def _run(cmd: list[str], env: dict) -> tuple[float, subprocess.CompletedProcess]
     return seconds, done
 
 
+def first_attack(out_dir: Path) -> float:
+    """Seconds from the command to the first attack, as ``benchmark run`` logs it in run.log."""
+    found = re.search(r"first attack started ([0-9.]+) s after the command", (out_dir / "run.log").read_text())
+    return float(found.group(1)) if found else float("nan")
+
+
+def start_up(repeats: int, env: dict) -> list[tuple[str, list[float]]]:
+    """Wall seconds of the help commands: the command list, ``run --help`` from the help cache (after
+    one call that fills it) and produced by LightningCLI (cache off)."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**env, "XDG_CACHE_HOME": cache}
+        commands = [("benchmark --help", ["--help"], {}),
+                    ("benchmark run --help (cached)", ["run", "--help"], {}),
+                    ("benchmark run --help (no cache)", ["run", "--help"], {"BENCHMARK_HELP_CACHE": "0"})]
+        _run([sys.executable, "-m", "benchmark", "run", "--help"], env)  # fills the cache
+        rows = []
+        for label, argv, extra in commands:
+            rows.append((label, [_run([sys.executable, "-m", "benchmark", *argv], {**env, **extra})[0]
+                                 for _ in range(repeats)]))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/default.yaml")
@@ -209,7 +234,8 @@ def main() -> None:
                     plain_phases.append(json.loads(done.stdout.strip().splitlines()[-1]))
                 else:
                     result = json.loads((Path(tmp) / f"run-{r}" / "results.json").read_text())
-                    run_phases.append(result["timings"])
+                    run_phases.append({**result["timings"],
+                                       "command to first attack (run.log)": first_attack(Path(tmp) / f"run-{r}")})
                     run_miou = {f"{m['target']}/{m['condition']}": m["miou"] for m in result["metrics"]}
             if not args.plain_only:  # the same work: the same mIoU for every target and condition
                 plain_miou = json.loads(out.read_text())
@@ -229,6 +255,9 @@ def main() -> None:
         print(f"{'benchmark run':<34} {stats(run_times)}")
         print(f"{'ratio run / plain (paired)':<34} {stats(ratios)}")
         print(f"largest |mIoU(run) - mIoU(plain)| over targets and conditions: {max(differences):.2e}")
+    print(f"\nstart-up ({args.repeats} runs each)   {'median':>8} {'min':>8} {'max':>8}  (wall s)")
+    for label, values in start_up(args.repeats, env):
+        print(f"  {label:<32} {stats(values)}")
     print("\nplain loop breakdown (median s):")
     for phase in plain_phases[0]:
         print(f"  {phase:<32} {statistics.median(p.get(phase, 0.0) for p in plain_phases):8.2f}")

@@ -30,3 +30,7 @@ def test_pipeline_benchmark_runs_both_sides_and_they_agree(tmp_path):
     assert difference < 1e-9, out
     for phase in ("start and imports", "model building", "data loading", "attack", "target evaluation"):
         assert re.search(rf"^  {phase}\s+[\d.]+$", out, re.M), phase
+    first = re.search(r"^  command to first attack \(run\.log\)\s+([\d.]+)$", out, re.M)
+    assert first and 0 < float(first.group(1)) < 600, out
+    for label in ("benchmark --help", "benchmark run --help (cached)", "benchmark run --help (no cache)"):
+        assert re.search(rf"^  {re.escape(label)}\s+[\d.]+\s+[\d.]+\s+[\d.]+$", out, re.M), label

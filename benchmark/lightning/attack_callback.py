@@ -13,6 +13,7 @@ from benchmark.attacks import ATTACKS, Attack, build_attack
 from benchmark.attacks.registry import base_name
 from benchmark.errors import ConfigError
 from benchmark.lightning import ADV_KEY, AdvKey
+from benchmark.lightning.runlog import log, seconds_since_start
 from benchmark.results import AttackInfo, Provenance
 
 EIGHT_255 = 8 / 255
@@ -125,6 +126,7 @@ class AttackCallback(AdversarialSource):
         if adv_format not in ("float", "png_uint8"):
             raise ConfigError(f"attack.adv_format must be float or png_uint8, got {adv_format!r}")
         self.adv_format = adv_format
+        self._started = False
         if not attacks:
             raise ConfigError("attack.attacks is empty: name at least one attack")
         if autocast not in (None, "bf16", "fp16"):
@@ -180,6 +182,10 @@ class AttackCallback(AdversarialSource):
             raise ConfigError("the attack needs gradients: run the Trainer with inference_mode=False")
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if not self._started:  # the start-up cost a user waits for (README "Speed of the whole job")
+            self._started = True
+            log.info("first attack started %.2f s after the command (rank %d)", seconds_since_start(),
+                     trainer.global_rank)
         images, labels = batch["image"], attack_labels(batch["image"], batch["label"])
         adversarial = {}
         progress = getattr(trainer, "progress_bar_callback", None)

@@ -327,6 +327,8 @@ def evaluate_cli(argv: list[str]) -> int:
         at = argv.index("--adv")
         adv = argv[at + 1]
         argv[at:at + 2] = ["--adv.adv_dir", adv]
+    if adv is None and ("--help" in argv or "-h" in argv):
+        return run_cli(argv, EvaluateCLI)
     if adv is None:
         print("error: benchmark evaluate needs --adv RUN_DIR/adv (a set saved with results.save_adv true)",
               file=sys.stderr)

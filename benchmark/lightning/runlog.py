@@ -42,6 +42,19 @@ def close_run_log(handler: logging.Handler | None) -> None:
     handler.close()
 
 
+def seconds_since_start() -> float:
+    """Seconds since this process started (Linux: from /proc, interpreter start included; elsewhere:
+    since :mod:`benchmark` was imported)."""
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        start = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19]) / ticks
+        return float(Path("/proc/uptime").read_text().split()[0]) - start
+    except (OSError, ValueError, IndexError, AttributeError):
+        import benchmark
+
+        return time.monotonic() - benchmark.IMPORTED_AT
+
+
 def say(text: str, stream=None) -> None:
     """Print ``text`` (default: stdout) and write it to the run log."""
     print(text, file=stream or sys.stdout)

@@ -1,5 +1,6 @@
 """The command line as a user meets it: entry points, help, parser errors, option conflicts."""
 
+import os
 import subprocess
 import sys
 
@@ -8,9 +9,11 @@ import pytest
 from benchmark.models.zoo import REPO_ROOT
 
 
-def _cli(*args, module="benchmark.cli"):
+def _cli(*args, module="benchmark.cli", **env):
+    # no help cache unless a test asks for one (it would live in the user's home)
+    env = {**os.environ, "BENCHMARK_HELP_CACHE": "0", **env}
     return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=300,
-                          cwd=REPO_ROOT)
+                          cwd=REPO_ROOT, env=env)
 
 
 def test_python_m_benchmark_and_version():
@@ -35,6 +38,38 @@ def test_run_help_shows_the_benchmarks_options_first_and_hides_training_only_one
     for hidden in ("--trainer.max_epochs", "--trainer.gradient_clip_val", "--seed_everything", "--trainer.logger "):
         assert hidden not in result.stdout
     assert len(lines) < 450
+
+
+def test_bare_help_is_served_from_the_cache_and_equals_the_parsers(tmp_path):
+    cache = {"BENCHMARK_HELP_CACHE": "1", "XDG_CACHE_HOME": str(tmp_path), "COLUMNS": "100"}
+    produced = _cli("run", "--help", **cache)
+    stored = list((tmp_path / "transegpgd-bench").glob("help-run-*.txt"))
+    assert produced.returncode == 0 and len(stored) == 1 and stored[0].read_text() == produced.stdout
+    assert produced.stdout == _cli("run", "--help", COLUMNS="100").stdout  # the parser's own text
+    stored[0].write_text(produced.stdout + "(from the cache)\n")  # a later call prints the stored text
+    again = _cli("run", "-h", **cache)
+    assert again.returncode == 0 and again.stdout == produced.stdout + "(from the cache)\n"
+    # what the text depends on makes a new key: a W&B default, the width
+    other = _cli("run", "--help", **cache, WANDB_PROJECT="elsewhere")
+    assert other.returncode == 0 and "elsewhere" in other.stdout and "(from the cache)" not in other.stdout
+    assert "(from the cache)" not in _cli("run", "--help", **{**cache, "COLUMNS": "120"}).stdout
+    # not a bare --help: the parser runs (the config's values in the help), nothing stored or read
+    with_config = _cli("run", "--config", "configs/default.yaml", "--help", **cache)
+    assert with_config.returncode == 0 and "(from the cache)" not in with_config.stdout
+    evaluate = _cli("evaluate", "--help", **cache)
+    assert evaluate.returncode == 0 and evaluate.stdout.startswith("usage: benchmark evaluate")
+
+
+def test_help_key_follows_the_package_source(tmp_path, monkeypatch):
+    from benchmark import help_cache
+
+    (tmp_path / "module.py").write_text("A = 1\n")
+    monkeypatch.setattr(help_cache, "PACKAGE", tmp_path)
+    first = help_cache.help_key("run")
+    assert help_cache.help_key("run") == first and help_cache.help_key("evaluate") != first
+    (tmp_path / "module.py").write_text("A = 2\n")
+    assert help_cache.help_key("run") != first
+    assert help_cache.cached_help("run", ["--config", "x.yaml", "--help"], lambda argv: 0) is None
 
 
 @pytest.mark.parametrize(("args", "expected"), [
