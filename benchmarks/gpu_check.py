@@ -7,7 +7,10 @@ smooth random images of ``--size``, once in fp32 and once under bf16 autocast. T
 model's own fp32 clean predictions, so clean mIoU is 100 % and the adversarial mIoU (the fp32 model
 evaluating each adversarial batch) measures the attack alone. Reported per row: seconds per attack
 step (median of ``--repeats`` timed runs after a warm-up), adversarial mIoU in fp32 and bf16 and their
-difference, the bf16 speed-up, and peak GPU memory of the fp32 attack.
+difference, the bf16 speed-up, the bf16 step with the model in ``channels_last`` memory
+(``model.channels_last``) and its speed-up over fp32, and peak GPU memory of the fp32 attack.
+``--compile`` adds, for the first model and PGD, ``torch.compile`` (inductor) of the source: the
+first compiled call's seconds (the compilation) and the compiled fp32 step.
 
 Usage (``benchmarks/gpu_check.sh`` runs it on a GPU machine):
     python benchmarks/gpu_check.py --device cuda
@@ -55,8 +58,10 @@ def _miou(model, images: torch.Tensor, labels: torch.Tensor) -> float:
     return 100 * metric.compute().miou
 
 
-def _run(model, name: str, images, labels, steps: int, repeats: int, bf16: bool) -> tuple[float, torch.Tensor]:
-    """Median seconds per step over ``repeats`` timed runs (after one warm-up) and the last adversarial batch."""
+def _run(model, name: str, images, labels, steps: int, repeats: int, bf16: bool,
+         first: list | None = None) -> tuple[float, torch.Tensor]:
+    """Median seconds per step over ``repeats`` timed runs (after one warm-up, whose seconds are
+    appended to ``first``) and the last adversarial batch."""
     attack = build_attack(name, eps=8 / 255, alpha=2 / 255, steps=steps)
     device = images.device
     times, adv = [], None
@@ -69,6 +74,8 @@ def _run(model, name: str, images, labels, steps: int, repeats: int, bf16: bool)
         _sync(device)
         if repeat:
             times.append((time.perf_counter() - start) / steps)
+        elif first is not None:
+            first.append(time.perf_counter() - start)
     return statistics.median(times), adv
 
 
@@ -81,6 +88,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
     parser.add_argument("--json", default=None, help="also write the rows to this file")
+    parser.add_argument("--compile", action="store_true", help="also torch.compile (first model, PGD)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     from benchmark.models import build_segmentor
@@ -99,17 +107,36 @@ def main(argv: list[str] | None = None) -> list[dict]:
             peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
             bf16_s, bf16_adv = _run(model, attack, images, labels, args.steps, args.repeats, bf16=True)
             fp32_miou, bf16_miou = _miou(model, fp32_adv, labels), _miou(model, bf16_adv, labels)
+            nhwc = build_segmentor(MODELS[model_name], device=str(device))
+            nhwc.load_state_dict(model.state_dict())
+            cl_s, _ = _run(nhwc.use_channels_last(), attack, images, labels, args.steps, args.repeats, bf16=True)
+            del nhwc
             rows.append({"model": model_name, "attack": attack, "size": f"{args.size[0]}x{args.size[1]}",
                          "batch": args.batch, "fp32_s_per_step": fp32_s, "bf16_s_per_step": bf16_s,
                          "bf16_speedup": fp32_s / bf16_s, "fp32_adv_miou": fp32_miou, "bf16_adv_miou": bf16_miou,
-                         "miou_diff": bf16_miou - fp32_miou, "fp32_peak_gib": peak})
+                         "miou_diff": bf16_miou - fp32_miou, "fp32_peak_gib": peak,
+                         "bf16_channels_last_s_per_step": cl_s, "bf16_channels_last_speedup": fp32_s / cl_s})
+            if args.compile and model_name == args.models[0] and attack == "pgd":
+                first: list[float] = []
+                compiled_s, _ = _run(torch.compile(model), attack, images, labels, args.steps, args.repeats,
+                                     bf16=False, first=first)
+                rows[-1].update(compile_first_call_s=first[0], compiled_fp32_s_per_step=compiled_s,
+                                compiled_speedup=fp32_s / compiled_s)
         del model
     print(f"{'model':<14} {'attack':<11} {'size':<9} {'fp32 s/step':>11} {'bf16 s/step':>11} {'speed-up':>8} "
-          f"{'fp32 adv mIoU':>13} {'bf16 adv mIoU':>13} {'diff':>6} {'fp32 peak GiB':>13}")
+          f"{'bf16+NHWC':>9} {'speed-up':>8} {'fp32 adv mIoU':>13} {'bf16 adv mIoU':>13} {'diff':>6} "
+          f"{'fp32 peak GiB':>13}")
     for r in rows:
         print(f"{r['model']:<14} {r['attack']:<11} {r['size']:<9} {r['fp32_s_per_step']:>11.4f} "
-              f"{r['bf16_s_per_step']:>11.4f} {r['bf16_speedup']:>7.2f}x {r['fp32_adv_miou']:>13.2f} "
-              f"{r['bf16_adv_miou']:>13.2f} {r['miou_diff']:>+6.2f} {r['fp32_peak_gib']:>13.2f}")
+              f"{r['bf16_s_per_step']:>11.4f} {r['bf16_speedup']:>7.2f}x "
+              f"{r['bf16_channels_last_s_per_step']:>9.4f} {r['bf16_channels_last_speedup']:>7.2f}x "
+              f"{r['fp32_adv_miou']:>13.2f} {r['bf16_adv_miou']:>13.2f} {r['miou_diff']:>+6.2f} "
+              f"{r['fp32_peak_gib']:>13.2f}")
+    for r in rows:
+        if "compile_first_call_s" in r:
+            print(f"compile {r['model']} {r['attack']}: first call {r['compile_first_call_s']:.1f} s "
+                  f"(compilation), compiled fp32 {r['compiled_fp32_s_per_step']:.4f} s/step, "
+                  f"{r['compiled_speedup']:.2f}x eager fp32")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
     return rows

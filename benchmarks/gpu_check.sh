@@ -3,9 +3,10 @@
 # other dependencies (or their wheels in .whl/, made by benchmarks/gpu_wheels.sh), run
 #   1. tests/gpu (every attack on CUDA in fp32 and bf16, slide mode, the CLI on a GPU),
 #   2. benchmarks/gpu_check.py: PSPNet-R50 and DeepLabV3-R50 (random weights), PGD and TranSegPGD at
-#      512x512, fp32 vs bf16: seconds per step and the adversarial-mIoU difference,
+#      512x512, fp32 vs bf16 vs bf16 + channels_last: seconds per step and the adversarial-mIoU
+#      difference; torch.compile of PSPNet-R50 (compile seconds, compiled step),
 #   3. a DDP run of the embedded default over all visible GPUs,
-# and print one summary table. Budget: under 8 minutes on one H200. Files go to $OUT (or /tmp/gpu_check).
+# and print one summary table. Budget: under 10 minutes on one H200. Files go to $OUT (or /tmp/gpu_check).
 # Smoke mode on a CPU (what tests/test_gpu_check.py runs): DEVICE=cpu SMOKE=1 bash benchmarks/gpu_check.sh
 # On the lent device:  bash benchmarks/gpu_wheels.sh  here, then  run(carry=[".whl"], command="OUT=$OUT bash benchmarks/gpu_check.sh")
 set -uo pipefail
@@ -29,7 +30,7 @@ if [ "${SMOKE:-0}" = 1 ]; then
   bench_args=(--size 64 64 --batch 1 --steps 2 --repeats 1 --models pspnet-r50)
   ddp_args=(--trainer.accelerator cpu --trainer.devices 2 --data.limit 4 --data.batch_size 2 --attack.steps 2)
 else
-  bench_args=(--size 512 512 --batch 2 --steps 10 --repeats 3)
+  bench_args=(--size 512 512 --batch 2 --steps 10 --repeats 3 --compile)
   ddp_args=(--trainer.accelerator gpu --trainer.devices -1 --data.limit 40 --attack.steps 10)
 fi
 
@@ -48,7 +49,7 @@ tests_line=$(grep -E "passed|failed|skipped|error" "$OUT/tests_gpu.log" | tail -
 tests_s=$(( $(date +%s) - t0 ))
 
 t0=$(date +%s)
-timeout 200 $PY benchmarks/gpu_check.py --device "$DEVICE" "${bench_args[@]}" --json "$OUT/gpu_check.json" \
+timeout 300 $PY benchmarks/gpu_check.py --device "$DEVICE" "${bench_args[@]}" --json "$OUT/gpu_check.json" \
   > "$OUT/gpu_check.log" 2>&1
 bench_rc=$?
 bench_s=$(( $(date +%s) - t0 ))
@@ -74,6 +75,6 @@ echo "== GPU check summary ($(( $(date +%s) - start )) s) =="
 printf '%-22s %s\n' "machine" "$environment"
 printf '%-22s %s (exit %s, %s s)\n' "tests/gpu" "${tests_line:-no output}" "$tests_rc" "$tests_s"
 printf '%-22s exit %s, %s s\n' "attack speed, bf16" "$bench_rc" "$bench_s"
-grep -E "^(model|pspnet|deeplabv3)" "$OUT/gpu_check.log" | sed 's/^/    /'
+grep -E "^(model|pspnet|deeplabv3|compile)" "$OUT/gpu_check.log" | sed 's/^/    /'
 printf '%-22s %s (exit %s, %s s)\n' "DDP, all devices" "$ddp_line" "$ddp_rc" "$ddp_s"
 [ "$tests_rc" = 0 ] && [ "$bench_rc" = 0 ] && [ "$ddp_rc" = 0 ]

@@ -20,5 +20,6 @@ def test_gpu_check_script_smoke_run_on_cpu(tmp_path):
     rows = [line.split() for line in summary if line.startswith("    pspnet-r50")]
     assert [row[1] for row in rows] == ["pgd", "transegpgd"]
     assert all(float(row[3]) > 0 and float(row[4]) > 0 for row in rows)  # seconds per step, fp32 and bf16
+    assert all(float(row[6]) > 0 for row in rows)  # bf16 with the model in channels_last memory
     assert any(line.startswith("DDP, all devices       2 processes, 4 images, clean mIoU") for line in summary)
     assert (tmp_path / "gpu_check.json").is_file() and (tmp_path / "ddp" / "results.json").is_file()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from typing import Any
 
 import lightning.pytorch as pl
@@ -13,7 +14,7 @@ from benchmark.attacks import ATTACKS, Attack, build_attack
 from benchmark.attacks.registry import base_name
 from benchmark.errors import ConfigError
 from benchmark.lightning import ADV_KEY, AdvKey
-from benchmark.lightning.runlog import log, seconds_since_start
+from benchmark.lightning.runlog import log, say, seconds_since_start
 from benchmark.results import AttackInfo, Provenance
 
 EIGHT_255 = 8 / 255
@@ -61,6 +62,21 @@ def quantise(images: torch.Tensor, adversarial: torch.Tensor, eps: float) -> tor
     e = math.floor(255 * eps + 1e-6)
     a8 = torch.max(torch.min(a8, x8 + e), x8 - e).clamp(0, 255)
     return (a8 / 255).to(adversarial.dtype)
+
+
+def _compile_backend(value: bool | str) -> str | None:
+    """attack.compile as a backend name (None: eager), checked against torch's backends."""
+    if value is False or value is None:
+        return None
+    backend = "inductor" if value is True else value
+    if not isinstance(backend, str):
+        raise ConfigError(f"attack.compile must be true, false or a torch.compile backend name, got {value!r}")
+    import torch._dynamo  # only when asked for: about a second of imports
+
+    known = torch._dynamo.list_backends(exclude_tags=())
+    if backend not in known:
+        raise ConfigError(f"attack.compile: unknown torch.compile backend {backend!r}; known: {', '.join(known)}")
+    return backend
 
 
 def _check_budget(name: str, base) -> None:
@@ -111,6 +127,9 @@ class AttackCallback(AdversarialSource):
             each seed and the mean and standard deviation over them). None: ``[seed]``.
         ensemble: how an ensemble source is combined: "logits" or "loss" (ignored for one source).
         autocast: run the source under torch.autocast with this dtype ("bf16" | "fp16"); None = fp32.
+        compile: ``torch.compile`` the source models for the attack: true (the default backend,
+            inductor) or a backend name; false (default): eager. The first batch of each shape pays the
+            compilation, which is timed and reported (stdout and run.log); recorded in the numerics.
         adv_format: "float" (default): targets see the attack's float images, as transfer in memory;
             "png_uint8": targets see them as 8-bit lossless files hold them (see :func:`quantise`),
             as transfer through saved images. Recorded in results.
@@ -121,7 +140,8 @@ class AttackCallback(AdversarialSource):
 
     def __init__(self, attacks: list[str | dict[str, Any]], eps: float = EIGHT_255, steps: int | None = 20,
                  alpha: float | None = None, seed: int = 0, seeds: list[int] | None = None, ensemble: str = "logits",
-                 autocast: str | None = None, adv_format: str = "float", allow_large_budget: bool = False):
+                 autocast: str | None = None, adv_format: str = "float", allow_large_budget: bool = False,
+                 compile: bool | str = False):
         super().__init__()
         if adv_format not in ("float", "png_uint8"):
             raise ConfigError(f"attack.adv_format must be float or png_uint8, got {adv_format!r}")
@@ -136,6 +156,8 @@ class AttackCallback(AdversarialSource):
             raise ConfigError(f"attack.seeds must be distinct non-negative integers, got {seeds!r}")
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ConfigError(f"attack.seed must be a non-negative integer, got {seed!r}")
+        self.compile = _compile_backend(compile)
+        self._compiled: dict[str, Any] = {}
         self.seeds = list(seeds) if seeds is not None else [seed]
         self.autocast, self.ensemble = autocast, ensemble
         common = {"eps": eps, "ensemble": ensemble}
@@ -189,7 +211,11 @@ class AttackCallback(AdversarialSource):
         images, labels = batch["image"], attack_labels(batch["image"], batch["label"])
         adversarial = {}
         progress = getattr(trainer, "progress_bar_callback", None)
-        for source_id, source in pl_module.sources.items():
+        sources = pl_module.sources
+        if self.compile:
+            sources = {source_id: self._compiled_source(trainer, source_id, source, images)
+                       for source_id, source in sources.items()}
+        for source_id, source in sources.items():
             if any(model.training for model in (source if isinstance(source, list) else [source])):
                 raise RuntimeError("the source model must be in eval mode during the attack")
             for name, attack in self.attacks.items():
@@ -206,6 +232,27 @@ class AttackCallback(AdversarialSource):
                         adv = quantise(images, adv, attack.settings.base.eps)
                     adversarial[AdvKey(source_id, name, seed)] = adv
         batch[ADV_KEY] = adversarial
+
+    def _compiled_source(self, trainer, source_id: str, source, images: torch.Tensor):
+        """The source (or ensemble) compiled with :attr:`compile`; on first use, one forward + input
+        backward on this batch is timed (the compilation) and reported."""
+        if source_id not in self._compiled:
+            members = source if isinstance(source, list) else [source]
+            compiled = [torch.compile(model, backend=self.compile) for model in members]
+            start = time.perf_counter()
+            x = images.detach().clone().requires_grad_(True)
+            with torch.enable_grad(), self._autocast(images.device):
+                for model in compiled:
+                    torch.autograd.grad(model(x).float().sum(), x)
+            if images.device.type == "cuda":
+                torch.cuda.synchronize(images.device)
+            text = (f"attack.compile {self.compile}: source {source_id} compiled in {time.perf_counter() - start:.1f} s "
+                    f"(forward + input backward of a {'x'.join(map(str, images.shape))} batch; a batch of "
+                    "another shape compiles again)")
+            if trainer.is_global_zero:
+                say(text)
+            self._compiled[source_id] = compiled if isinstance(source, list) else compiled[0]
+        return self._compiled[source_id]
 
     def _autocast(self, device: torch.device):
         if self.autocast is None:

@@ -78,6 +78,9 @@ class TransferModule(pl.LightningModule):
         eval_batch_size: images per target forward pass. The clean and every adversarial set of a batch
             are stacked along the batch and evaluated in chunks of this many images (None: all in one
             pass); clean predictions are made once per target. It changes speed and memory only.
+        channels_last: keep every model's weights and inputs in ``torch.channels_last`` memory (faster
+            convolutions on recent GPUs, with bf16 above all; ``benchmarks/gpu_check.py`` measures it). Numbers
+            change only by float rounding; recorded in the result's numerics.
     """
 
     def __init__(self, source: list[str] | None = None, targets: list[str] | None = None,
@@ -85,7 +88,7 @@ class TransferModule(pl.LightningModule):
                  seeds: list[int] | None = None, ensemble: str = "logits", num_classes: int = 0,
                  ignore_index: int = 255, mode: str | None = None, num_examples: int = 4,
                  checkpoint_windows: bool = False, source_models: list[dict] | None = None,
-                 eval_batch_size: int | None = 64):
+                 eval_batch_size: int | None = 64, channels_last: bool = False):
         super().__init__()
         specs = source_specs(source, sources)
         if not targets:
@@ -112,9 +115,12 @@ class TransferModule(pl.LightningModule):
                                             or eval_batch_size < 1):
             raise ConfigError(f"model.eval_batch_size must be a positive integer or null, got {eval_batch_size!r}")
         self.eval_batch_size = eval_batch_size
+        if not isinstance(channels_last, bool):
+            raise ConfigError(f"model.channels_last must be true or false, got {channels_last!r}")
+        self.channels_last = channels_last
         self.nets = nn.ModuleDict()
         self.scores = nn.ModuleDict({
-            _metric_key(t, c): SegmentationScores(num_classes, ignore_index=ignore_index)
+            _metric_key(t, c): SegmentationScores(num_classes, ignore_index=ignore_index, validate_args=False)
             for t in self.target_names for c in self.conditions
         })
         self.success = nn.ModuleDict({
@@ -134,7 +140,7 @@ class TransferModule(pl.LightningModule):
                 if net.num_classes != self.num_classes:
                     raise ConfigError(f"model {name!r} predicts {net.num_classes} classes but the dataset has "
                                       f"{self.num_classes}")
-                self.nets[name] = net
+                self.nets[name] = net.use_channels_last() if self.channels_last else net
 
     @property
     def sources(self) -> dict[str, nn.Module | list[nn.Module]]:
@@ -169,7 +175,6 @@ class TransferModule(pl.LightningModule):
         n, conditions = labels.shape[0], self.conditions
         keep = max(0, min(n, self.num_examples - self._examples_seen))
         examples = {}
-        self._record_perturbations(batch["name"], inputs)
         valid = labels != self.ignore_index
         # Every condition of the batch stacked along the batch: one forward per target and chunk of
         # eval_batch_size images, the clean predictions once per target.
@@ -192,20 +197,28 @@ class TransferModule(pl.LightningModule):
                                                               self.num_classes, self.ignore_index)
                 fooled = (valid & (clean_pred == labels) & (preds != labels)).sum((2, 3)).flatten()  # (C * N,)
                 counts.append(torch.cat([inter, predicted, labelled, fooled[:, None]], dim=1))
-        host = torch.stack(counts).view(len(self.target_names), len(conditions), n, -1).tolist()  # one copy per batch
+        counts = torch.stack(counts).view(len(self.target_names), len(conditions), n, -1)
+        stats = self._perturbation_stats(inputs)  # (attacked, 2, N)
+        # the one device-to-host copy of the batch: counts (exact in float64 below 2**53) and norms together
+        host = torch.cat([counts.flatten().double(), stats.flatten().double()]).cpu()
+        host_counts = host[:counts.numel()].long().view(counts.shape).tolist()
         for t, target in enumerate(self.target_names):
             for i, condition in enumerate(conditions):
-                self._record_images(batch["name"], target, condition, host[t][i])
+                self._record_images(batch["name"], target, condition, host_counts[t][i])
+        self._record_perturbations(batch["name"], host[counts.numel():].view(stats.shape).tolist())
         self._examples_seen += keep
         return {"examples": examples, "num_examples": keep}
 
-    def _record_perturbations(self, names, inputs) -> None:
-        """Per image and attacked condition: L-inf and L2 of what the targets see minus the clean image."""
-        if not self.attacked:
-            return
-        deltas = ((inputs[c] - inputs[CLEAN]).float().flatten(1) for c in self.attacked)  # one at a time in memory
-        stats = torch.stack([torch.stack([d.abs().amax(1), d.norm(dim=1)]) for d in deltas])  # (C, 2, N)
-        linf, l2 = stats[:, 0].tolist(), stats[:, 1].tolist()  # one host copy per batch
+    def _perturbation_stats(self, inputs) -> torch.Tensor:
+        """(attacked conditions, 2, N): L-inf and L2 of what the targets see minus the clean image."""
+        clean = inputs[CLEAN]
+        deltas = ((inputs[c] - clean).float().flatten(1) for c in self.attacked)  # one at a time in memory
+        stats = [torch.stack([d.abs().amax(1), d.norm(dim=1)]) for d in deltas]
+        return torch.stack(stats) if stats else clean.new_zeros((0, 2, clean.shape[0]), dtype=torch.float32)
+
+    def _record_perturbations(self, names, stats: list) -> None:
+        """Perturbation records from the host rows of :meth:`_perturbation_stats`."""
+        linf, l2 = [row[0] for row in stats], [row[1] for row in stats]
         for c, condition in enumerate(self.attacked):
             for n, name in enumerate(names):
                 self._perturbations.append(PerturbationRecord(name, condition.source, condition.attack, condition.seed,

@@ -93,7 +93,8 @@ class ResultsWriter(pl.Callback):
         for name in dict.fromkeys([*pl_module.source_names, *pl_module.target_names]):
             known = (pl_module.source_models or {}).get(name)
             checkpoints[name] = known["checkpoint_sha256"] if known else sha256_file(get_model_entry(name).checkpoint_path)
-        numerics = NumericsInfo.current(trainer.strategy.root_device, getattr(source, "autocast", None))
+        numerics = NumericsInfo.current(trainer.strategy.root_device, getattr(source, "autocast", None),
+                                        getattr(pl_module, "channels_last", False), getattr(source, "compile", None))
         return {"config": self.run_config or {}, "attacks": {a.name: a.settings_hash for a in source.attack_infos()},
                 "seeds": list(source.seeds), "checkpoints": checkpoints,
                 "images": sorted(sample.name for sample in trainer.datamodule.dataset.samples),
@@ -215,7 +216,8 @@ class ResultsWriter(pl.Callback):
                          attacks=attacks, seeds=tuple(attack_cb.seeds), adv_format=attack_cb.adv_format,
                          intervals=self.intervals, provenance=attack_cb.provenance,
                          versions=Versions.current(mmseg=library_versions()["mmseg"]),
-                         numerics=NumericsInfo.current(module.device, getattr(attack_cb, "autocast", None)),
+                         numerics=NumericsInfo.current(module.device, getattr(attack_cb, "autocast", None),
+                                                       module.channels_last, getattr(attack_cb, "compile", None)),
                          timings=Timings(wall_s=round(wall, 3),
                                          images_per_s=round(len({r.image for r in attempt}) / max(wall, 1e-9), 4)),
                          metrics=metrics, summaries=summaries, comparisons=comparisons,

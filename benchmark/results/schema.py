@@ -25,10 +25,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from benchmark.errors import ResultError
+from benchmark.results.codec import OMIT_DEFAULT
 from benchmark.results.tracks import TrackInfo, settings_hash, track_from_settings
 
 SCHEMA_VERSION = 2
@@ -337,7 +338,9 @@ class Comparison:
 class NumericsInfo:
     """What decides the last bits of a run's numbers (pitfalls §21): the ``device`` type and
     ``device_name`` (GPU or CPU model), torch's intra-op ``threads`` per process, the attack's
-    ``autocast`` dtype (None: fp32), and the deterministic-algorithm, cuDNN-benchmark and TF32 settings.
+    ``autocast`` dtype (None: fp32), the deterministic-algorithm, cuDNN-benchmark and TF32 settings,
+    whether the models ran in ``channels_last`` memory and the ``compile`` backend of the source
+    (None: eager; both left out of files that do not use them).
     Two runs with equal numerics on the same versions give bit-identical records; otherwise counts can
     differ at near-tied pixels, which ``benchmark verify`` then allows with a named tolerance."""
 
@@ -348,9 +351,12 @@ class NumericsInfo:
     deterministic: bool
     cudnn_benchmark: bool
     tf32: bool
+    channels_last: bool = field(default=False, metadata={OMIT_DEFAULT: True})
+    compile: str | None = field(default=None, metadata={OMIT_DEFAULT: True})
 
     @classmethod
-    def current(cls, device, autocast: str | None) -> NumericsInfo:
+    def current(cls, device, autocast: str | None, channels_last: bool = False,
+                compile: str | None = None) -> NumericsInfo:
         import torch
 
         device = torch.device(device)
@@ -361,7 +367,7 @@ class NumericsInfo:
         return cls(device=device.type, device_name=name, threads=torch.get_num_threads(), autocast=autocast,
                    deterministic=torch.are_deterministic_algorithms_enabled(),
                    cudnn_benchmark=bool(torch.backends.cudnn.benchmark),
-                   tf32=bool(torch.backends.cuda.matmul.allow_tf32))
+                   tf32=bool(torch.backends.cuda.matmul.allow_tf32), channels_last=channels_last, compile=compile)
 
 
 def _cpu_model() -> str:

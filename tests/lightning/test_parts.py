@@ -1,5 +1,6 @@
 """Lightning parts without a full run: sampler, generators, callback checks, shipped configs."""
 
+import re
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -126,6 +127,34 @@ def test_callback_runs_every_attack_on_every_source_and_seed_with_shared_random_
     assert not torch.equal(advs[AdvKey("a", "pgd", 0)], advs[AdvKey("b", "pgd", 0)])  # sources differ
     with pytest.raises(ConfigError, match="attack.seeds"):
         AttackCallback(["pgd"], seeds=[1, 1])
+
+
+def test_compiled_source_gives_the_eager_attack_and_reports_its_compile_time(capsys):
+    class Source(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                                           torch.nn.Conv2d(8, 3, 1))
+
+        @property
+        def sources(self):
+            return {"net": self.net}
+
+    module = Source().eval()
+    images, labels = torch.rand(2, 3, 12, 16), torch.randint(0, 3, (2, 12, 16))
+    advs = []
+    for compile in (False, "eager"):  # dynamo's graph capture, run without code generation
+        callback = AttackCallback(["pgd", "transegpgd"], steps=3, compile=compile)
+        batch = {"image": images, "label": labels, "name": ["a", "b"]}
+        callback.on_validation_batch_start(pl.Trainer(logger=False, enable_progress_bar=False), module, batch, 0)
+        advs.append(batch["adv"])
+    assert callback.compile == "eager" and AttackCallback(["pgd"], compile=True).compile == "inductor"
+    for key in advs[0]:
+        assert torch.equal(advs[0][key], advs[1][key])
+    assert re.search(r"attack.compile eager: source net compiled in [\d.]+ s \(forward \+ input backward of a "
+                     r"2x3x12x16 batch", capsys.readouterr().out)
+    with pytest.raises(ConfigError, match="attack.compile: unknown torch.compile backend 'nope'; known: .*inductor"):
+        AttackCallback(["pgd"], compile="nope")
 
 
 def test_attack_labels_follow_the_image_size_by_nearest_neighbour():

@@ -117,6 +117,28 @@ def test_limit_makes_a_partial_result(data_root, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     partial = read_result(tmp_path / "run" / "results.json")
     assert partial.dataset.num_images == 1 and partial.dataset.split_size == 3 and partial.dataset.is_partial
+    started = re.search(r"first attack started ([\d.]+) s after the command \(rank 0\)",
+                        (tmp_path / "run" / "run.log").read_text())
+    assert started and 0 < float(started.group(1)) < 300
+    assert partial.numerics.channels_last is False and partial.numerics.compile is None
+    assert "channels_last" not in json.loads((tmp_path / "run" / "results.json").read_text())["numerics"]
+
+
+def test_channels_last_and_a_compiled_source_give_the_same_numbers_and_are_recorded(data_root, tmp_path):
+    common = ["--logger", "none", "--data.limit", "2", "--attack.attacks", "[pgd, transegpgd]",
+              "--model.targets", "[default-pspnet-r18, default-deeplabv3-r18]"]
+    plain = _run(_common(data_root, tmp_path / "plain", *common), tmp_path)
+    fast = _run(_common(data_root, tmp_path / "fast", *common, "--model.channels_last", "true",
+                        "--attack.compile", "eager"), tmp_path)
+    assert plain.returncode == 0 and fast.returncode == 0, fast.stderr[-3000:]
+    assert re.search(r"attack.compile eager: source default-pspnet-r18 compiled in [\d.]+ s", fast.stdout)
+    a, b = (read_result(tmp_path / name / "results.json") for name in ("plain", "fast"))
+    assert b.numerics.channels_last is True and b.numerics.compile == "eager"
+    assert [(m.target, m.condition) for m in a.metrics] == [(m.target, m.condition) for m in b.metrics]
+    for x, y in zip(a.metrics, b.metrics):  # float rounding at most flips a few near-tied pixels
+        assert abs(x.miou - y.miou) < 0.01, (x.target, x.condition, x.miou, y.miou)
+    refused = _run(_common(data_root, tmp_path / "bad", *common, "--attack.compile", "nope"), tmp_path)
+    assert refused.returncode == 2 and "attack.compile: unknown torch.compile backend 'nope'" in refused.stderr
 
 
 def _comparable(path: Path) -> dict:

@@ -8,6 +8,7 @@ import torch
 from torchmetrics.classification import MulticlassJaccardIndex
 
 from benchmark.metrics import Scores, SegmentationScores, scores_from_confusion
+from benchmark.metrics.scores import masked_counts
 
 IGN = 255
 
@@ -35,9 +36,10 @@ def hand_case():
     return preds, target
 
 
-def test_hand_built_confusion_matrix():
+@pytest.mark.parametrize("validate_args", [True, False], ids=["torchmetrics", "sync-free"])
+def test_hand_built_confusion_matrix(validate_args):
     preds, target = hand_case()
-    m = SegmentationScores(num_classes=4)
+    m = SegmentationScores(num_classes=4, validate_args=validate_args)
     m.update(preds, target)
     # Valid pixels: GT 0 -> pred 0,1,0 ; GT 1 -> pred 1,3,1.
     expected = torch.tensor([[2, 1, 0, 0],
@@ -68,14 +70,15 @@ def test_logits_equal_labels():
     assert a.compute() == b.compute()
 
 
+@pytest.mark.parametrize("validate_args", [True, False], ids=["torchmetrics", "sync-free"])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_against_numpy_oracle(seed):
+def test_against_numpy_oracle(seed, validate_args):
     g = torch.Generator().manual_seed(seed)
     k = 6
     target = torch.randint(0, 4, (3, 11, 13), generator=g)  # classes 4, 5 never in GT
     target[torch.rand(target.shape, generator=g) < 0.2] = IGN
     preds = torch.randint(0, 5, (3, 11, 13), generator=g)  # class 4 predicted but absent; 5 nowhere
-    m = SegmentationScores(k)
+    m = SegmentationScores(k, validate_args=validate_args)
     m.update(preds, target)
     s = m.compute()
     ious, miou, acc = numpy_oracle(preds.numpy(), target.numpy(), k)
@@ -172,3 +175,13 @@ def test_matches_torchmetrics_jaccard_macro(seed):
     assert s.per_class_iou[5] is None and per_tm[5] == 0.0
     for got, want in zip(s.per_class_iou[:5], per_tm[:5]):
         assert got == pytest.approx(want, abs=1e-6)
+
+
+def test_masked_counts_is_a_bincount_of_the_kept_entries():
+    g = torch.Generator().manual_seed(3)
+    index = torch.randint(0, 9, (4, 7, 5), generator=g)
+    keep = torch.rand(index.shape, generator=g) < 0.6
+    got = masked_counts(index, keep, 9)
+    assert got.dtype == torch.long and got.shape == (9,)
+    assert torch.equal(got, torch.bincount(index[keep], minlength=9))
+    assert torch.equal(masked_counts(index, torch.zeros_like(keep), 9), torch.zeros(9, dtype=torch.long))

@@ -134,6 +134,28 @@ def test_window_checkpointing_keeps_outputs_and_input_gradients():
     assert head_calls == [6, 12]  # 2 x 3 windows; checkpointing runs each window again in the backward
 
 
+def test_channels_last_keeps_logits_and_input_gradients_and_feeds_nhwc():
+    plain = build_segmentor(tiny_config())
+    nhwc = build_segmentor(tiny_config())
+    nhwc.load_state_dict(plain.state_dict())
+    assert nhwc.use_channels_last() is nhwc
+    conv = next(m for m in nhwc.segmentor.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) and conv.weight.shape[-1] > 1
+    seen = []
+    hook = conv.register_forward_pre_hook(lambda m, a: seen.append(a[0].is_contiguous(memory_format=torch.channels_last)))
+    images = torch.rand(2, 3, 40, 56)
+    grads = []
+    for model in (plain, nhwc):
+        x = images.clone().requires_grad_(True)
+        logits = model(x)
+        grads.append((logits, torch.autograd.grad(F.log_softmax(logits, 1)[:, 1].sum(), x)[0]))
+    hook.remove()
+    assert seen == [True]
+    torch.testing.assert_close(grads[1][0], grads[0][0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(grads[1][1], grads[0][1], rtol=1e-4, atol=1e-6)
+    assert grads[0][1].abs().sum() > 0
+
+
 def test_missing_mmcv_is_one_clear_line():
     code = ("import sys\nsys.modules['mmcv'] = None  # as if mmcv were not installed\n"
             "from benchmark.errors import ConfigError\nfrom benchmark.models import build_segmentor\n"
