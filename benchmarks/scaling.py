@@ -8,10 +8,11 @@ images/s with N / (N x images/s with 1). The results of the two must be the same
 are disjoint and every image's generators depend only on its name): the largest mIoU difference is
 printed too.
 
-On CPU the machine's cores are shared by the processes: each gets cores // N torch threads
-(``OMP_NUM_THREADS``) unless ``--threads`` says otherwise, so the one-process run uses every core and
-the efficiency shows what the N-process run loses to communication, sharding and start-up of the
-workers, not the cost of oversubscribing the CPU.
+Efficiency compares processes with the same resources: on a GPU machine one GPU each; on CPU, where
+the processes share the machine's cores, T = cores // N torch threads each (``OMP_NUM_THREADS``;
+``--threads`` sets T), in the one-process run too. It then shows what N processes lose to
+sharding, communication and the workers' start-up, not how torch's threads scale. A third row, one
+process with every core, is the run a user of a small machine compares with (``speed-up`` column).
 
 Usage:
     python benchmarks/scaling.py                                  # 2 CPU processes, configs/default.yaml
@@ -34,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_once(config: str, processes: int, device: str, out: Path, extra: list[str], threads: int | None) -> dict:
+def run_once(config: str, processes: int, device: str, out: Path, extra: list[str], threads: int) -> dict:
     accelerator = "gpu" if device.startswith("cuda") else "cpu"
     cmd = [sys.executable, "-m", "benchmark", "run", "--config", config, "--logger", "none",
            "--results.out_dir", str(out), "--results.quiet", "true", "--progress.refresh_rate", "0",
@@ -43,7 +44,7 @@ def run_once(config: str, processes: int, device: str, out: Path, extra: list[st
         cmd += ["--trainer.strategy", "ddp"]
     env = {**os.environ, "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
     if accelerator == "cpu":
-        env["OMP_NUM_THREADS"] = str(threads or max(1, (os.cpu_count() or 1) // processes))
+        env["OMP_NUM_THREADS"] = str(threads)
     start = time.monotonic()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     wall = time.monotonic() - start
@@ -52,7 +53,7 @@ def run_once(config: str, processes: int, device: str, out: Path, extra: list[st
                  f"{(done.stderr.strip().splitlines() or ['?'])[-1]}")
     result = json.loads((out / "results.json").read_text())
     return {"wall": wall, "loop": result["timings"]["wall_s"], "images_per_s": result["timings"]["images_per_s"],
-            "images": len(result["images"]),
+            "images": result["dataset"]["num_images"],
             "miou": {f"{m['target']}/{m['condition']}": m["miou"] for m in result["metrics"]}}
 
 
@@ -71,27 +72,37 @@ def main() -> None:
     extra = [*(["--data.limit", str(args.limit)] if args.limit else []),
              *(["--attack.steps", str(args.steps)] if args.steps else [])]
 
-    runs: dict[int, list[dict]] = {1: [], args.processes: []}
+    cores = os.cpu_count() or 1
+    threads = args.threads or max(1, cores // args.processes)
+    cases = [("1", 1, threads), (str(args.processes), args.processes, threads)]
+    if not args.device.startswith("cuda") and threads * args.processes <= cores and threads < cores:
+        cases.append((f"1 (all {cores} cores)", 1, cores))
+    runs: dict[str, list[dict]] = {label: [] for label, _, _ in cases}
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.repeats):
-            order = [1, args.processes] if r % 2 == 0 else [args.processes, 1]
-            for n in order:
-                runs[n].append(run_once(args.config, n, args.device, Path(tmp) / f"run-{n}-{r}", extra,
-                                        args.threads))
+            for label, n, t in cases if r % 2 == 0 else cases[::-1]:
+                runs[label].append(run_once(args.config, n, args.device, Path(tmp) / f"run-{n}-{t}-{r}", extra, t))
 
-    one = statistics.median(run["images_per_s"] for run in runs[1])
-    print(f"config={args.config} device={args.device} images={runs[1][0]['images']} repeats={args.repeats} "
-          f"cpu cores={os.cpu_count()}")
-    print(f"{'processes':>9} {'wall s':>8} {'loop s':>8} {'images/s':>9} {'per process':>12} {'efficiency':>11}")
-    for n, values in runs.items():
-        rate = statistics.median(v["images_per_s"] for v in values)
-        print(f"{n:>9} {statistics.median(v['wall'] for v in values):>8.2f} "
-              f"{statistics.median(v['loop'] for v in values):>8.2f} {rate:>9.3f} {rate / n:>12.3f} "
-              f"{rate / (n * one):>11.3f}")
-    reference = runs[1][0]["miou"]
-    difference = max(abs(run["miou"][key] - value) for values in runs.values() for run in values
-                     for key, value in reference.items())
-    print(f"largest |mIoU difference| between any two runs: {difference:.2e}")
+    def median(label: str, key: str) -> float:
+        return statistics.median(run[key] for run in runs[label])
+
+    one = median("1", "images_per_s")
+    reference = cases[2][0] if len(cases) == 3 else "1"  # what the speed-up column divides by
+    print(f"config={args.config} device={args.device} images={runs['1'][0]['images']} repeats={args.repeats} "
+          f"cpu cores={cores}" + ("" if args.device.startswith("cuda") else f" threads per process={threads}"))
+    print(f"{'processes':<16} {'wall s':>8} {'loop s':>8} {'images/s':>9} {'per process':>12} {'efficiency':>11} "
+          f"{'speed-up':>9}")
+    for label, n, t in cases:
+        rate = median(label, "images_per_s")
+        efficiency = f"{rate / (n * one):>11.3f}" if t == threads else f"{'-':>11}"
+        print(f"{label:<16} {median(label, 'wall'):>8.2f} {median(label, 'loop'):>8.2f} {rate:>9.3f} "
+              f"{rate / n:>12.3f} {efficiency} {rate / median(reference, 'images_per_s'):>8.2f}x")
+    same = [run for label, _, t in cases if t == threads for run in runs[label]]
+    difference = max(abs(run["miou"][key] - value) for run in same for key, value in same[0]["miou"].items())
+    print(f"efficiency = images/s of N processes / (N x images/s of 1 process), {threads} thread(s) each; "
+          f"speed-up: over the row '{reference}'")
+    print(f"largest |mIoU difference| between runs with {threads} thread(s) per process: {difference:.2e} "
+          "(batches of other images can move near-tied pixels)")
 
 
 if __name__ == "__main__":

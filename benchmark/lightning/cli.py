@@ -22,7 +22,7 @@ import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from lightning.pytorch.loggers import CSVLogger, WandbLogger
+from lightning.pytorch.loggers import CSVLogger
 
 from benchmark.errors import BenchmarkError, ConfigError
 from benchmark.lightning.preflight import (check_accelerator, check_trainer_options, check_wandb_online, launched_rank,
@@ -34,6 +34,7 @@ from benchmark.results.journal import journal_dir, journalled_images
 from benchmark.results.outdir import RunLock
 from benchmark.lightning.attack_callback import AttackCallback
 from benchmark.lightning.datamodule import SegmentationDataModule
+from benchmark.lightning.logging import BackgroundWandbLogger
 from benchmark.lightning.module import TransferModule, source_specs
 from benchmark.lightning.results_writer import ResultsWriter
 from benchmark.lightning.saved_set import SavedSetCallback, data_arguments
@@ -199,7 +200,7 @@ class BenchmarkCLI(LightningCLI):
             return CSVLogger(save_dir=out_dir, name="csv")
         if config.wandb.quiet:
             os.environ["WANDB_SILENT"] = "true"
-        return WandbLogger(save_dir=out_dir, project=config.wandb.project, offline=config.wandb.mode == "offline",
+        return BackgroundWandbLogger(save_dir=out_dir, project=config.wandb.project, offline=config.wandb.mode == "offline",
                            id=wandb_run_id(out_dir), resume="allow", name=config.wandb.name, group=config.wandb.group,
                            tags=config.wandb.tags, entity=config.wandb.entity, config=resolved_config(config))
 

@@ -17,6 +17,7 @@ The run's configuration is its W&B config (passed when the logger is made, :mod:
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,40 @@ from benchmark.results import CLEAN, RunResult
 
 IMAGES_PER_KEY = 100
 ARTIFACT_FILES = ("results.json", "results.md", "per_class_metrics.csv", "config.yaml")
+
+
+class BackgroundWandbLogger(WandbLogger):
+    """:class:`WandbLogger` whose run starts in a thread when the logger is made.
+
+    ``wandb.init`` waits about a second for W&B's service process; started here it overlaps model
+    building and the first attack instead of delaying them. Whatever needs the run
+    (:attr:`experiment`) waits for that thread, and an error it met is raised there, in the main
+    thread. Lightning's hyperparameter call with nothing to log (the module saves none; the run's
+    configuration is its W&B config) does not wait."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._start_error: BaseException | None = None
+        self._starting = threading.Thread(target=self._start_run, name="wandb-init", daemon=True)
+        self._starting.start()
+
+    def _start_run(self) -> None:
+        try:
+            WandbLogger.experiment.fget(self)  # rank zero: wandb.init; other ranks: a dummy
+        except BaseException as err:  # re-raised in the main thread by .experiment
+            self._start_error = err
+
+    @property
+    def experiment(self):
+        self._starting.join()
+        if self._start_error is not None:
+            error, self._start_error = self._start_error, None
+            raise error
+        return WandbLogger.experiment.fget(self)
+
+    def log_hyperparams(self, params) -> None:
+        if params:
+            super().log_hyperparams(params)
 
 
 def scalars(result: RunResult) -> dict[str, float]:

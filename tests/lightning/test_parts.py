@@ -227,3 +227,35 @@ def test_conditions_are_stacked_per_target_and_give_the_per_condition_results():
                         assert record.fooled == fooled
     with pytest.raises(ConfigError, match="model.eval_batch_size must be a positive integer or null, got 0"):
         TransferModule(source=["default-pspnet-r18"], targets=["default-pspnet-r18"], num_classes=7, eval_batch_size=0)
+
+
+def test_wandb_run_starts_in_the_background_and_its_errors_reach_the_main_thread(tmp_path, monkeypatch):
+    import threading
+
+    from lightning.pytorch.loggers import WandbLogger
+
+    from benchmark.lightning.logging import BackgroundWandbLogger
+
+    release, entered, started = threading.Event(), threading.Event(), []
+
+    def slow_start(self):
+        started.append(threading.current_thread().name)
+        entered.set()
+        release.wait(10)
+        return "the run"
+
+    monkeypatch.setattr(WandbLogger, "experiment", property(slow_start))
+    logger = BackgroundWandbLogger(save_dir=str(tmp_path), offline=True)
+    assert entered.wait(10)
+    logger.log_hyperparams({})  # nothing to log: does not wait for the run
+    assert logger._starting.is_alive() and started == ["wandb-init"]
+    release.set()
+    assert logger.experiment == "the run"
+
+    def failing_start(self):
+        raise RuntimeError("wandb: cannot start")
+
+    monkeypatch.setattr(WandbLogger, "experiment", property(failing_start))
+    logger = BackgroundWandbLogger(save_dir=str(tmp_path), offline=True)
+    with pytest.raises(RuntimeError, match="wandb: cannot start"):
+        logger.experiment
