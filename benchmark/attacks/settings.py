@@ -412,15 +412,29 @@ class DAGSettings(IterativeSettings):
         _choice("active_set", self.active_set, ACTIVE_SETS)
 
 
-def _apgd_fields(settings: Any) -> None:
-    object.__setattr__(settings, "initial_step", _positive("initial_step", settings.initial_step))
-    object.__setattr__(settings, "momentum", _unit_interval("momentum", settings.momentum, low_open=True))
-    object.__setattr__(settings, "rho", _unit_interval("rho", settings.rho, low_open=True))
-    _choice("radius_schedule", settings.radius_schedule, RADIUS_SCHEDULES)
+@dataclass(frozen=True)
+class _APGDRuleSettings(IterativeSettings):
+    """The APGD step rule's fields, shared by APGD and SEA (registry defaults steps 20, no random
+    start, return_iterate "best"; ``alpha`` is not used)."""
+
+    steps: int = 20
+    random_start: bool = False
+    return_iterate: str = "best"
+    initial_step: float = 2.0
+    momentum: float = 0.75
+    rho: float = 0.75
+    radius_schedule: str = "constant"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "initial_step", _positive("initial_step", self.initial_step))
+        object.__setattr__(self, "momentum", _unit_interval("momentum", self.momentum, low_open=True))
+        object.__setattr__(self, "rho", _unit_interval("rho", self.rho, low_open=True))
+        _choice("radius_schedule", self.radius_schedule, RADIUS_SCHEDULES)
 
 
 @dataclass(frozen=True)
-class APGDSettings(IterativeSettings):
+class APGDSettings(_APGDRuleSettings):
     """APGD: the adaptive step-size rule with momentum and restarts from the best point.
 
     Papers: Croce, Hein, arXiv:2003.01690 (APGD); Croce, Singh, Hein, arXiv:2306.12941 (the
@@ -437,23 +451,15 @@ class APGDSettings(IterativeSettings):
             the rest at eps, each stage starting from the previous stage's best point).
     """
 
-    steps: int = 20
-    random_start: bool = False
-    return_iterate: str = "best"
     loss: str = "ce"
-    initial_step: float = 2.0
-    momentum: float = 0.75
-    rho: float = 0.75
-    radius_schedule: str = "constant"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _choice("loss", self.loss, APGD_LOSSES)
-        _apgd_fields(self)
 
 
 @dataclass(frozen=True)
-class SEASettings(IterativeSettings):
+class SEASettings(_APGDRuleSettings):
     """SEA: per image, the worst case over APGD runs with several segmentation losses.
 
     Paper: "Towards Reliable Evaluation and Fast Training of Robust Semantic Segmentation Models",
@@ -466,13 +472,7 @@ class SEASettings(IterativeSettings):
         radius_schedule: default "progressive" (the paper's 2 eps -> 1.5 eps -> eps).
     """
 
-    steps: int = 20
-    random_start: bool = False
-    return_iterate: str = "best"
     sea_losses: str = "masked_ce,balanced_ce,js,mask_norm"
-    initial_step: float = 2.0
-    momentum: float = 0.75
-    rho: float = 0.75
     radius_schedule: str = "progressive"
 
     def __post_init__(self) -> None:
@@ -483,7 +483,6 @@ class SEASettings(IterativeSettings):
         if not names or any(name not in APGD_LOSSES for name in names) or len(set(names)) != len(names):
             _fail("sea_losses", self.sea_losses, f"must name distinct losses among {', '.join(APGD_LOSSES)}")
         object.__setattr__(self, "sea_losses", ",".join(names))
-        _apgd_fields(self)
 
 
 @dataclass(frozen=True)
