@@ -31,37 +31,64 @@ ARTIFACT_FILES = ("results.json", "results.md", "per_class_metrics.csv", "config
 
 
 class BackgroundWandbLogger(WandbLogger):
-    """:class:`WandbLogger` whose run starts in a thread when the logger is made.
+    """:class:`WandbLogger` whose run starts in a thread, beside the first attack.
 
-    ``wandb.init`` waits about a second for W&B's service process; started here it overlaps model
-    building and the first attack instead of delaying them. Whatever needs the run
-    (:attr:`experiment`) waits for that thread, and an error it met is raised there, in the main
-    thread. Lightning's hyperparameter call with nothing to log (the module saves none; the run's
-    configuration is its W&B config) does not wait."""
+    ``wandb.init`` takes one to two seconds of mostly Python work (its imports, W&B's service
+    process). The results writer calls :meth:`start_run` when validation starts, so it overlaps the
+    first batch's attack (torch's kernels leave the interpreter free) instead of delaying model
+    building and the first attack. Until the run exists :attr:`experiment` is a stand-in that waits
+    for it on first use (Lightning only touches the property at set-up); :meth:`wait_for_run` waits
+    and raises, in the calling thread, an error the start met (the results writer calls it after the
+    first batch, so a broken W&B set-up stops the run then, not at its end). Lightning's
+    hyperparameter call with nothing to log (the module saves none; the run's configuration is its W&B
+    config) does not wait."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._start_error: BaseException | None = None
         self._starting = threading.Thread(target=self._start_run, name="wandb-init", daemon=True)
-        self._starting.start()
+
+    def start_run(self) -> None:
+        """Start ``wandb.init`` in the background (once)."""
+        if self._starting.ident is None:
+            self._starting.start()
 
     def _start_run(self) -> None:
         try:
             WandbLogger.experiment.fget(self)  # rank zero: wandb.init; other ranks: a dummy
-        except BaseException as err:  # re-raised in the main thread by .experiment
+        except BaseException as err:  # re-raised in the main thread by wait_for_run
             self._start_error = err
 
-    @property
-    def experiment(self):
+    def wait_for_run(self):
+        """The W&B run (a dummy on other ranks), once started; the start's error, if it failed."""
+        self.start_run()
         self._starting.join()
         if self._start_error is not None:
             error, self._start_error = self._start_error, None
             raise error
         return WandbLogger.experiment.fget(self)
 
+    @property
+    def experiment(self):
+        done = self._starting.ident is not None and not self._starting.is_alive()
+        return self.wait_for_run() if done else _PendingRun(self)
+
     def log_hyperparams(self, params) -> None:
         if params:
             super().log_hyperparams(params)
+
+
+class _PendingRun:
+    """The W&B run while it starts: any attribute waits for it (:meth:`BackgroundWandbLogger.wait_for_run`)."""
+
+    def __init__(self, logger: BackgroundWandbLogger) -> None:
+        object.__setattr__(self, "_logger", logger)
+
+    def __getattr__(self, name: str):
+        return getattr(self._logger.wait_for_run(), name)
+
+    def __setattr__(self, name: str, value) -> None:
+        setattr(self._logger.wait_for_run(), name, value)
 
 
 def scalars(result: RunResult) -> dict[str, float]:

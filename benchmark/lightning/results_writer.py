@@ -102,11 +102,16 @@ class ResultsWriter(pl.Callback):
                 "intervals": vars(self.intervals)}
 
     def on_validation_start(self, trainer, pl_module) -> None:
+        for logger in trainer.loggers:  # W&B's start, beside the first attack (BackgroundWandbLogger)
+            getattr(logger, "start_run", lambda: None)()
         self._start = time.perf_counter()
         self._examples = []
         self._saved = []
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if batch_idx == 0:  # a logger started in the background (W&B) has had a batch's time: fail now, not at the end
+            for logger in trainer.loggers:
+                getattr(logger, "wait_for_run", lambda: None)()
         before = len(self._saved)
         if self.save_adv:
             self._save_pngs(trainer, batch)

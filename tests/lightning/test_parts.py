@@ -246,11 +246,16 @@ def test_wandb_run_starts_in_the_background_and_its_errors_reach_the_main_thread
 
     monkeypatch.setattr(WandbLogger, "experiment", property(slow_start))
     logger = BackgroundWandbLogger(save_dir=str(tmp_path), offline=True)
+    assert isinstance(logger.experiment, object) and not started  # set-up's touch starts nothing
+    logger.start_run()
+    logger.start_run()  # once
     assert entered.wait(10)
     logger.log_hyperparams({})  # nothing to log: does not wait for the run
+    pending = logger.experiment  # what Lightning's set-up touches: a stand-in, at once
     assert logger._starting.is_alive() and started == ["wandb-init"]
     release.set()
-    assert logger.experiment == "the run"
+    assert pending.upper() == "THE RUN"  # its first use waits for the run and forwards to it
+    assert logger.experiment == "the run" and logger.wait_for_run() == "the run"
 
     def failing_start(self):
         raise RuntimeError("wandb: cannot start")
@@ -258,4 +263,4 @@ def test_wandb_run_starts_in_the_background_and_its_errors_reach_the_main_thread
     monkeypatch.setattr(WandbLogger, "experiment", property(failing_start))
     logger = BackgroundWandbLogger(save_dir=str(tmp_path), offline=True)
     with pytest.raises(RuntimeError, match="wandb: cannot start"):
-        logger.experiment
+        logger.wait_for_run()
