@@ -200,9 +200,10 @@ class BenchmarkCLI(LightningCLI):
             return CSVLogger(save_dir=out_dir, name="csv")
         if config.wandb.quiet:
             os.environ["WANDB_SILENT"] = "true"
-        return BackgroundWandbLogger(save_dir=out_dir, project=config.wandb.project, offline=config.wandb.mode == "offline",
-                           id=wandb_run_id(out_dir), resume="allow", name=config.wandb.name, group=config.wandb.group,
-                           tags=config.wandb.tags, entity=config.wandb.entity, config=resolved_config(config))
+        return BackgroundWandbLogger(save_dir=out_dir, project=config.wandb.project,
+                                     offline=config.wandb.mode == "offline", id=wandb_run_id(out_dir), resume="allow",
+                                     name=config.wandb.name, group=config.wandb.group, tags=config.wandb.tags,
+                                     entity=config.wandb.entity, config=resolved_config(config))
 
 
 # Options that decide where results go or how they are shown, not what they are: left out of the
