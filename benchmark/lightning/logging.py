@@ -34,12 +34,13 @@ class BackgroundWandbLogger(WandbLogger):
     """:class:`WandbLogger` whose run starts in a thread, beside the first attack.
 
     ``wandb.init`` takes one to two seconds of mostly Python work (its imports, W&B's service
-    process). The results writer calls :meth:`start_run` when validation starts, so it overlaps the
-    first batch's attack (torch's kernels leave the interpreter free) instead of delaying model
-    building and the first attack. Until the run exists :attr:`experiment` is a stand-in that waits
-    for it on first use (Lightning only touches the property at set-up); :meth:`wait_for_run` waits
-    and raises, in the calling thread, an error the start met (the results writer calls it after the
-    first batch, so a broken W&B set-up stops the run then, not at its end). Lightning's
+    process). The results writer calls :meth:`start_run` once the first batch is attacked, so it
+    overlaps the targets' evaluation and the next attack (torch's kernels leave the interpreter free)
+    instead of delaying model building and the first attack, or competing with them for the
+    interpreter. Until the run exists :attr:`experiment` is a stand-in that waits for it on first use
+    (Lightning only touches the property at set-up); :meth:`wait_for_run` waits and raises, in the
+    calling thread, an error the start met (the results writer calls it after the second batch and
+    before logging, so a broken W&B set-up stops the run early, not at its end). Lightning's
     hyperparameter call with nothing to log (the module saves none; the run's configuration is its W&B
     config) does not wait."""
 
@@ -76,6 +77,12 @@ class BackgroundWandbLogger(WandbLogger):
     def log_hyperparams(self, params) -> None:
         if params:
             super().log_hyperparams(params)
+
+    def finalize(self, status: str) -> None:
+        """Close the run: a start still in flight (a run stopped during its first batches) ends first."""
+        if self._starting.ident is not None:
+            self._starting.join()
+        super().finalize(status)
 
 
 class _PendingRun:

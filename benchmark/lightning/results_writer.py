@@ -102,16 +102,17 @@ class ResultsWriter(pl.Callback):
                 "intervals": vars(self.intervals)}
 
     def on_validation_start(self, trainer, pl_module) -> None:
-        for logger in trainer.loggers:  # W&B's start, beside the first attack (BackgroundWandbLogger)
-            getattr(logger, "start_run", lambda: None)()
         self._start = time.perf_counter()
         self._examples = []
         self._saved = []
 
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if batch_idx == 0:  # after the first attack (the attack callback runs first): W&B starts beside the work
+            _background_loggers(trainer, "start_run")
+
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
-        if batch_idx == 0:  # a logger started in the background (W&B) has had a batch's time: fail now, not at the end
-            for logger in trainer.loggers:
-                getattr(logger, "wait_for_run", lambda: None)()
+        if batch_idx == 1:  # a run started in the background has had a batch's time: a failed start stops us now
+            _background_loggers(trainer, "wait_for_run")
         before = len(self._saved)
         if self.save_adv:
             self._save_pngs(trainer, batch)
@@ -146,6 +147,7 @@ class ResultsWriter(pl.Callback):
                 self._saved.append(SavedFile(relative, sha256_file(path)))
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        _background_loggers(trainer, "wait_for_run")
         scores = pl_module.compute_scores()  # collectives: every rank takes part
         attempt = pl_module.image_records()
         images = pl_module.image_records(self._earlier.records) if self._earlier.records else attempt
@@ -229,6 +231,12 @@ class ResultsWriter(pl.Callback):
                          perturbation_summaries=perturbation_summaries(perturbations, [s.id for s in sources],
                                                                        [a.name for a in attacks]),
                          images=images, perturbations=perturbations)
+
+
+def _background_loggers(trainer, method: str) -> None:
+    """Call ``method`` of every logger that starts in the background (:class:`BackgroundWandbLogger`)."""
+    for logger in trainer.loggers:
+        getattr(logger, method, lambda: None)()
 
 
 def _adversarial_source(trainer) -> AdversarialSource:
