@@ -48,7 +48,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from benchmark.attacks import ATTACKS, build_attack  # noqa: E402
-from benchmark.attacks.registry import LISTED_COMBINATIONS  # noqa: E402
+from benchmark.attacks.registry import LISTED_COMBINATIONS, MODIFIERS  # noqa: E402
 
 COMBINATIONS = list(LISTED_COMBINATIONS)
 
@@ -153,18 +153,10 @@ def _peak_extra(fn, device: torch.device) -> int:
     return (_resident_kib("VmHWM") - before) * 1024
 
 
-COPY_FIELDS = {"si": {"scale_copies"}, "admix": {"admix_copies"}, "ssa": {"ssa_copies"},
-               "bsr": {"bsr_copies"}, "vt": {"vt_samples"}}
-
-
 def _copies(name: str, copies: int) -> dict[str, int]:
     """Settings that set the copy counts of ``name``'s modifiers to ``copies`` (Admix: one mix)."""
-    out = {}
-    for mod in name.split("+")[1:]:
-        out.update({field: copies for field in COPY_FIELDS.get(mod, ())})
-        if mod == "admix":
-            out["admix_mixes"] = 1
-    return out
+    out = {field: copies for mod in name.split("+")[1:] for field in MODIFIERS[mod].copy_fields}
+    return {**out, "admix_mixes": 1} if "admix_mixes" in out else out
 
 
 def main() -> None:

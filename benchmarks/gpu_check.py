@@ -20,6 +20,7 @@ Usage (``benchmarks/gpu_check.sh`` runs it on a GPU machine):
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import sys
@@ -107,9 +108,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else float("nan")
             bf16_s, bf16_adv = _run(model, attack, images, labels, args.steps, args.repeats, bf16=True)
             fp32_miou, bf16_miou = _miou(model, fp32_adv, labels), _miou(model, bf16_adv, labels)
-            nhwc = build_segmentor(MODELS[model_name], device=str(device))
-            nhwc.load_state_dict(model.state_dict())
-            cl_s, _ = _run(nhwc.use_channels_last(), attack, images, labels, args.steps, args.repeats, bf16=True)
+            nhwc = copy.deepcopy(model).use_channels_last()
+            cl_s, _ = _run(nhwc, attack, images, labels, args.steps, args.repeats, bf16=True)
             del nhwc
             rows.append({"model": model_name, "attack": attack, "size": f"{args.size[0]}x{args.size[1]}",
                          "batch": args.batch, "fp32_s_per_step": fp32_s, "bf16_s_per_step": bf16_s,

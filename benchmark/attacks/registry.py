@@ -123,12 +123,14 @@ class AttackEntry:
 @dataclass(frozen=True)
 class ModifierEntry:
     """A modifier: its settings class, the part factory (modifier settings, base settings) -> part, its
-    slot ("grad", "pixel", "geometry" or "target") and the modifiers it excludes."""
+    slot ("grad", "pixel", "geometry" or "target"), the modifiers it excludes and the settings that
+    count its source passes per step (copies, samples, mixes: what a cheaper run lowers)."""
 
     settings_cls: type
     make_part: Callable[[Any, Any], Any]
     kind: str
     excludes: tuple[str, ...] = ()
+    copy_fields: tuple[str, ...] = ()
 
 
 def _register(table: dict, name: str, entry: Any) -> None:
@@ -217,13 +219,18 @@ _register(_MODIFIERS, "mi", ModifierEntry(MomentumSettings, lambda m, b: Momentu
 _register(_MODIFIERS, "ni", ModifierEntry(
     MomentumSettings, lambda m, b: Momentum(m, nesterov=True), "grad", excludes=("mi",)
 ))
-_register(_MODIFIERS, "vt", ModifierEntry(VTSettings, _part(VarianceTuning), "grad"))
-_register(_MODIFIERS, "si", ModifierEntry(SISettings, _part(ScaleInvariance), "pixel"))
-_register(_MODIFIERS, "admix", ModifierEntry(AdmixSettings, _part(Admix), "pixel"))
-_register(_MODIFIERS, "ssa", ModifierEntry(SSASettings, _part(SpectrumSimulation), "pixel"))
+_register(_MODIFIERS, "vt", ModifierEntry(VTSettings, _part(VarianceTuning), "grad",
+                                          copy_fields=("vt_samples",)))
+_register(_MODIFIERS, "si", ModifierEntry(SISettings, _part(ScaleInvariance), "pixel",
+                                          copy_fields=("scale_copies",)))
+_register(_MODIFIERS, "admix", ModifierEntry(AdmixSettings, _part(Admix), "pixel",
+                                          copy_fields=("admix_copies", "admix_mixes")))
+_register(_MODIFIERS, "ssa", ModifierEntry(SSASettings, _part(SpectrumSimulation), "pixel",
+                                          copy_fields=("ssa_copies",)))
 _register(_MODIFIERS, "di", ModifierEntry(DISettings, lambda m, b: DiverseInputs(m), "geometry"))
 _register(_MODIFIERS, "ds", ModifierEntry(DSSettings, _part(DynamicScaling), "geometry"))
-_register(_MODIFIERS, "bsr", ModifierEntry(BSRSettings, _part(BlockShuffleRotation), "geometry"))
+_register(_MODIFIERS, "bsr", ModifierEntry(BSRSettings, _part(BlockShuffleRotation), "geometry",
+                                          copy_fields=("bsr_copies",)))
 _register(_MODIFIERS, "ti", ModifierEntry(TISettings, lambda m, b: TranslationInvariant(m), "grad"))
 _register(_MODIFIERS, "targeted", ModifierEntry(
     TargetedSettings, lambda m, b: core.TargetSpec(m.target_rule, m.target_class), "target"

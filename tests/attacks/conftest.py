@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from benchmark.attacks import ATTACKS, build_attack
-from benchmark.attacks.registry import LISTED_COMBINATIONS
+from benchmark.attacks.registry import LISTED_COMBINATIONS, MODIFIERS
 
 
 @pytest.fixture(autouse=True)
@@ -36,16 +36,11 @@ SPATIAL = ("di", "ti", "ds", "bsr", "ssa")  # parts that move gradient between p
 LABEL_FREE = [n for n in ALL_NAMES if not build_attack(n).uses_labels]
 
 
-#: Copy and sample counts of the averaging modifiers, lowered to 3 by :func:`build_small`.
-COPY_FIELDS = {"si": ("scale_copies",), "admix": ("admix_copies", "admix_mixes"), "ssa": ("ssa_copies",),
-               "bsr": ("bsr_copies",), "vt": ("vt_samples",)}
-
-
 def build_small(name: str, **settings):
     """``build_attack`` with at most 3 copies / samples per averaging modifier (SI, Admix, SSA, BSR,
     VT), for the invariants: they hold for any count, and ``segpgd+vt+ssa`` at its defaults is 420
     passes per step. Explicit settings win."""
-    small = {field: 3 for mod in name.split("+")[1:] for field in COPY_FIELDS.get(mod, ())}
+    small = {field: 3 for mod in name.split("+")[1:] for field in MODIFIERS[mod].copy_fields}
     return build_attack(name, **{**small, **settings})
 
 

@@ -234,7 +234,7 @@ def test_wandb_run_starts_in_the_background_and_its_errors_reach_the_main_thread
 
     from lightning.pytorch.loggers import WandbLogger
 
-    from benchmark.lightning.logging import BackgroundWandbLogger
+    from benchmark.lightning.logging import BackgroundWandbLogger, _PendingRun
 
     release, entered, started = threading.Event(), threading.Event(), []
 
@@ -246,7 +246,7 @@ def test_wandb_run_starts_in_the_background_and_its_errors_reach_the_main_thread
 
     monkeypatch.setattr(WandbLogger, "experiment", property(slow_start))
     logger = BackgroundWandbLogger(save_dir=str(tmp_path), offline=True)
-    assert isinstance(logger.experiment, object) and not started  # set-up's touch starts nothing
+    assert isinstance(logger.experiment, _PendingRun) and not started  # set-up's touch starts nothing
     logger.start_run()
     logger.start_run()  # once
     assert entered.wait(10)
