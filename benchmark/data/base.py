@@ -19,6 +19,7 @@ from benchmark.data.files import (
     check_image_range,
     check_label_values,
     check_same_size,
+    image_size,
     mmseg_rescale_size,
     read_image,
     read_label,
@@ -127,6 +128,14 @@ class SegmentationDataset(Dataset):
             "label": torch.from_numpy(label),
             "name": sample.name,
         }
+
+    def input_size(self, index: int) -> tuple[int, int]:
+        """(H, W) of sample ``index`` as the models receive it (after the resize policy), read from the
+        image file's header without decoding it: the size buckets and ``benchmark plan`` use it."""
+        width, height = image_size(self.samples[index].image)
+        if self.resize == "mmseg" and self.info.test_scale is not None:
+            width, height = mmseg_rescale_size(width, height, self.info.test_scale)
+        return height, width
 
     def _convert(self, stored: np.ndarray, path: Path) -> np.ndarray:
         if self.label_lut is None:

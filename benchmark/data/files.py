@@ -37,6 +37,17 @@ def _open(path: Path, kind: str) -> Image.Image:
     return image
 
 
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image file from its header, without decoding the pixels."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except FileNotFoundError:
+        raise DataError(f"image file not found: {path}") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        raise DataError(f"unreadable or corrupt image file {path}: {error}") from None
+
+
 def read_image(path: Path) -> torch.Tensor:
     """Decode an image file into a float32 (3, H, W) RGB tensor in [0, 1]."""
     image = _open(path, "image").convert("RGB")

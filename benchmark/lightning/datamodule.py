@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import lightning.pytorch as pl
 import torch
@@ -11,6 +12,18 @@ from torch.utils.data import DataLoader, Sampler
 
 from benchmark.data import DATASETS, build_dataset
 from benchmark.errors import ConfigError, DataError
+
+
+T = TypeVar("T")
+
+
+def stride_share(items: Sequence[T], part: int, parts: int) -> list[T]:
+    """Positions ``part, part + parts, part + 2·parts, ...`` of ``items``: over ``part = 0 .. parts - 1``
+    every item exactly once, none padded or dropped. The one rule for DDP ranks and for job-array shards
+    (a shard's images are split over its ranks by the same rule)."""
+    if not 0 <= part < parts:
+        raise ValueError(f"part {part} is not in [0, {parts})")
+    return list(items[part::parts])
 
 
 class ShardSampler(Sampler[int]):
@@ -27,10 +40,10 @@ class ShardSampler(Sampler[int]):
         self.rank, self.world_size = rank, world_size
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.indices[self.rank::self.world_size])
+        return iter(stride_share(self.indices, self.rank, self.world_size))
 
     def __len__(self) -> int:
-        return len(self.indices[self.rank::self.world_size])
+        return len(stride_share(self.indices, self.rank, self.world_size))
 
 
 def collate(samples: list[dict]) -> dict:

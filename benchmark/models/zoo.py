@@ -16,6 +16,10 @@ Each YAML file maps a zoo name to one entry::
 ``MODEL_ZOO`` is read-only; a name defined twice (in one file or across files) is an error. Users add
 their own models by pointing ``BENCHMARK_MODEL_ZOO`` at further folders of such YAML files
 (``os.pathsep``-separated); their ``config`` and ``checkpoint`` paths may be absolute.
+
+Downloaded checkpoints (entries with a ``url`` and a relative ``checkpoint``) live under the repository's
+``checkpoints/`` unless ``BENCHMARK_CHECKPOINT_DIR`` names another folder (a cluster's shared weights):
+then ``fetch-checkpoint`` stores them there and every run reads them from there, by file name.
 """
 
 from __future__ import annotations
@@ -79,6 +83,11 @@ class ModelEntry:
 
     @property
     def checkpoint_path(self) -> Path:
+        """The local file: ``$BENCHMARK_CHECKPOINT_DIR/<file name>`` for a downloaded (``url``) entry with a
+        relative path when that variable is set, else the path as written (relative to the repository)."""
+        folder = os.environ.get("BENCHMARK_CHECKPOINT_DIR")
+        if folder and self.url and not Path(self.checkpoint).is_absolute():
+            return Path(folder) / Path(self.checkpoint).name
         return REPO_ROOT / self.checkpoint
 
     @property

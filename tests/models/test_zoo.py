@@ -1,5 +1,6 @@
 """The model zoo as data: required entries, strict reading, the `benchmark models` listing."""
 
+import os
 import subprocess
 import sys
 
@@ -120,3 +121,18 @@ def test_models_check_and_from_metafile_commands():
     assert body == {"config": entry.config, "dataset": entry.dataset, "checkpoint": entry.checkpoint,
                     "url": entry.url, "sha256": None, "published_miou": entry.published_miou,
                     "crop_size": list(entry.crop_size)}
+
+
+def test_checkpoint_dir_moves_downloaded_checkpoints_only(tmp_path, monkeypatch):
+    official = ZOO["pspnet-r50-voc"]
+    committed = next(entry for entry in ZOO.values() if not entry.url)
+    before = committed.checkpoint_path
+    monkeypatch.setenv("BENCHMARK_CHECKPOINT_DIR", str(tmp_path))
+    assert official.checkpoint_path == tmp_path / "pspnet_r50-d8_512x512_20k_voc12aug_20200617_101958-ed5dfbd9.pth"
+    assert committed.checkpoint_path == before and before.is_file()
+    (tmp_path / official.checkpoint_path.name).write_bytes(b"x")
+    result = subprocess.run([sys.executable, "-m", "benchmark.cli", "models", "--dataset", "voc2012"],
+                            capture_output=True, text=True, timeout=120, env={**os.environ})
+    assert result.returncode == 0, result.stderr
+    listed = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
+    assert "present" in listed["pspnet-r50-voc"] and "missing" in listed["pspnet-r101-voc"]
