@@ -50,26 +50,67 @@ def _lightning_command(name: str, argv: list[str]) -> int:
     return produce(argv) if status is None else status
 
 
-@command("summarize", "one CSV / Markdown summary across runs; runs of the same images joined into one matrix")
+@command("summarize", "one CSV / Markdown summary across runs; runs of the same images joined into one matrix, "
+                      "the shards of a job array into the whole job")
 def _summarize(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="benchmark summarize", description=COMMANDS["summarize"][0])
     parser.add_argument("results", nargs="+", help="RUN_DIR or RUN_DIR/results.json (benchmark run / evaluate)")
     parser.add_argument("--out", required=True, help="folder for summary.csv and summary.md (and the joined run)")
     parser.add_argument("--no-join", action="store_true", help="only the cross-run summary, even if the runs join")
     args = parser.parse_args(argv)
-    import csv
-
     from benchmark.errors import ResultError
-    from benchmark.results import join_results, write_result
+    from benchmark.results import join_results
     from benchmark.results.io import read_result
-    from benchmark.results.join import SUMMARY_COLUMNS, summary_rows
-    from benchmark.results.report import pct, write_reports
+    from benchmark.results.join import summary_rows
 
     paths = [Path(p) / "results.json" if Path(p).is_dir() else Path(p) for p in args.results]
     results = [read_result(path) for path in paths]
     out = Path(args.out)
+    if any(result.dataset.shard is not None for result in results):
+        return _join_shards(results, paths, out)
     out.mkdir(parents=True, exist_ok=True)
     rows = summary_rows(results, [str(p.parent) for p in paths])
+    _write_summary(rows, out)
+    print(f"summary of {len(results)} runs: {out / 'summary.csv'}, {out / 'summary.md'}")
+    if args.no_join or len(results) < 2:
+        return 0
+    try:
+        joined = join_results(results, [str(p) for p in paths])
+    except ResultError as err:
+        print(f"note: not joined into one matrix: {err}")
+        return 0
+    _write_joined(joined, out)
+    return 0
+
+
+def _join_shards(results: list, paths: list[Path], out: Path) -> int:
+    """``summarize`` of job-array shards: the whole job's result (refused in one line when incomplete)."""
+    from benchmark.results.join import join_shards, summary_rows
+
+    joined = join_shards(results, [str(p) for p in paths])
+    out.mkdir(parents=True, exist_ok=True)
+    _write_summary(summary_rows([joined], [str(out)]), out)
+    print(f"joined {len(results)} shards into the whole job: {joined.dataset.num_images} images")
+    _write_joined(joined, out)
+    return 0
+
+
+def _write_joined(joined, out: Path) -> None:
+    from benchmark.results import write_result
+    from benchmark.results.report import write_reports
+
+    write_result(out / "results.json", joined)
+    table, heatmaps = write_reports(joined, out)
+    print(table)
+    print(f"joined: {', '.join(str(p) for p in [out / 'results.json', out / 'results.md', *heatmaps])}")
+
+
+def _write_summary(rows: list[dict], out: Path) -> None:
+    import csv
+
+    from benchmark.results.join import SUMMARY_COLUMNS
+    from benchmark.results.report import pct
+
     with open(out / "summary.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=SUMMARY_COLUMNS)
         writer.writeheader()
@@ -82,19 +123,6 @@ def _summarize(argv: list[str]) -> int:
                      f"[{pct(r['miou_ci_low'])}, {pct(r['miou_ci_high'])}] | {pct(r['macc'])} | {pct(r['aacc'])} | "
                      f"{pct(r['success_rate'])} |")
     (out / "summary.md").write_text("\n".join(lines) + "\n")
-    print(f"summary of {len(results)} runs: {out / 'summary.csv'}, {out / 'summary.md'}")
-    if args.no_join or len(results) < 2:
-        return 0
-    try:
-        joined = join_results(results, [str(p) for p in paths])
-    except ResultError as err:
-        print(f"note: not joined into one matrix: {err}")
-        return 0
-    write_result(out / "results.json", joined)
-    table, heatmaps = write_reports(joined, out)
-    print(table)
-    print(f"joined: {', '.join(str(p) for p in [out / 'results.json', out / 'results.md', *heatmaps])}")
-    return 0
 
 
 @command("models", "list the model zoo and whether each checkpoint is present")

@@ -1,4 +1,5 @@
-"""LightningDataModule over the dataset loaders, with a sharding sampler that never pads or drops."""
+"""LightningDataModule over the dataset loaders: a sharding sampler that never pads or drops, job-array
+shards (``data.shard K/N``) and size buckets for datasets of mixed image sizes (``data.bucket_by_size``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import TypeVar
 
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import BatchSampler, DataLoader, Sampler
 
 from benchmark.data import DATASETS, build_dataset
 from benchmark.errors import ConfigError, DataError
@@ -46,12 +47,52 @@ class ShardSampler(Sampler[int]):
         return len(stride_share(self.indices, self.rank, self.world_size))
 
 
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"K/N"`` -> (K, N) with 0 <= K < N; None stays None; ConfigError naming the value otherwise."""
+    if text is None:
+        return None
+    parts = str(text).split("/")
+    if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
+        index, count = int(parts[0]), int(parts[1])
+        if 0 <= index < count:
+            return index, count
+    raise ConfigError(f"data.shard must be K/N with 0 <= K < N (e.g. 0/8 for $SLURM_ARRAY_TASK_ID/8), got {text!r}")
+
+
+def size_buckets(indices: Sequence[int], sizes: Sequence[tuple[int, int]], batch_size: int) -> list[list[int]]:
+    """Batches of ``indices`` whose images have identical ``sizes`` (one size per index): the sizes in
+    the order they first appear, each size's indices in their order, cut into batches of
+    ``batch_size`` (the last batch of a size may be smaller). A deterministic function of the image list,
+    so every rank, shard and resumed run sees the same batches for the same images."""
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, size in zip(indices, sizes):
+        groups.setdefault(tuple(size), []).append(index)
+    return [group[start:start + batch_size] for group in groups.values() for start in range(0, len(group), batch_size)]
+
+
+class SizeBucketSampler(BatchSampler):
+    """Batch sampler of :func:`size_buckets` over this rank's images (``stride_share`` of ``indices``)."""
+
+    def __init__(self, indices: Sequence[int], sizes: Sequence[tuple[int, int]], batch_size: int,
+                 rank: int = 0, world_size: int = 1):
+        mine = stride_share(list(zip(indices, sizes)), rank, world_size)
+        self.batches = size_buckets([i for i, _ in mine], [s for _, s in mine], batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter([list(batch) for batch in self.batches])
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 def collate(samples: list[dict]) -> dict:
-    """Stack samples into a batch; images of different sizes need batch_size 1 (named in the error)."""
+    """Stack samples into a batch; images of different sizes need batch_size 1 or size buckets (named in
+    the error)."""
     shapes = {tuple(sample["image"].shape) for sample in samples}
     if len(shapes) > 1:
         names = ", ".join(sample["name"] for sample in samples)
-        raise DataError(f"images of different sizes {sorted(shapes)} in one batch ({names}); use batch_size 1")
+        raise DataError(f"images of different sizes {sorted(shapes)} in one batch ({names}); use batch_size 1 "
+                        "or data.bucket_by_size true")
     return {
         "image": torch.stack([sample["image"] for sample in samples]),
         "label": torch.stack([sample["label"] for sample in samples]),
@@ -80,12 +121,19 @@ class SegmentationDataModule(pl.LightningDataModule):
             smaller one.
         preflight: before the Trainer starts, decode and check every image and label of the split
             (:func:`benchmark.data.preflight.scan`); false skips it for data known to be good.
+        shard: ``"K/N"``: evaluate only shard K of N of the images (after ``limit``), chosen by the rule
+            that assigns images to DDP ranks (:func:`stride_share`): over K = 0 .. N-1 every image once.
+            One job of a job array (``--data.shard $SLURM_ARRAY_TASK_ID/8``); its result is marked as a
+            shard, and ``benchmark summarize`` joins the N shard results into the result of the whole job.
+        bucket_by_size: batch only images of identical (resized) size, so that ``batch_size`` above 1 works
+            for datasets of mixed image sizes (VOC, ADE20K); batches follow :func:`size_buckets` over each
+            rank's images. Results equal those of batch size 1 up to float rounding of batched kernels.
     """
 
     def __init__(self, dataset: str = "synthetic-voc", root: str = "data/generated/synthetic-voc",
                  split: str = "val", limit: int | None = None, batch_size: int = 1, num_workers: int = 0,
                  resize: str = "mmseg", generate_if_missing: bool = True, generate_val: int | None = None,
-                 preflight: bool = True):
+                 preflight: bool = True, shard: str | None = None, bucket_by_size: bool = False):
         super().__init__()
         if dataset not in DATASETS:
             raise ConfigError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
@@ -96,6 +144,11 @@ class SegmentationDataModule(pl.LightningDataModule):
         if generate_val is not None and generate_val < 1:
             raise ConfigError(f"data.generate_val must be >= 1 or null, got {generate_val}")
         self.generate_if_missing, self.generate_val, self.preflight = generate_if_missing, generate_val, preflight
+        self.shard = parse_shard(shard)
+        if not isinstance(bucket_by_size, bool):
+            raise ConfigError(f"data.bucket_by_size must be true or false, got {bucket_by_size!r}")
+        self.bucket_by_size = bucket_by_size
+        self.job_size = 0  # images of the whole job (all shards), known once the dataset is built
         self.skip: frozenset[str] = frozenset()  # images a resumed run's journal already holds
         self.info = DATASETS[dataset]
         self._dataset = None
@@ -108,7 +161,7 @@ class SegmentationDataModule(pl.LightningDataModule):
 
         dataset = self.dataset
         if self.preflight if scan is None else scan:
-            scan_dataset(dataset, self.batch_size)
+            scan_dataset(dataset, 1 if self.bucket_by_size else self.batch_size)
 
     @property
     def _generated_later(self) -> bool:
@@ -126,7 +179,8 @@ class SegmentationDataModule(pl.LightningDataModule):
     def split_size(self) -> int:
         """Images in the whole split (a run with ``limit`` evaluates fewer: a partial result)."""
         if self.limit is None:
-            return len(self.dataset)
+            _ = self.dataset
+            return self.job_size
         return len(build_dataset(self.dataset_name, self.root, split=self.split, resize=self.resize))
 
     @property
@@ -146,8 +200,16 @@ class SegmentationDataModule(pl.LightningDataModule):
     def dataset(self):
         if self._dataset is None:
             self.prepare_data()
-            self._dataset = build_dataset(self.dataset_name, self.root, split=self.split, limit=self.limit,
-                                          resize=self.resize)
+            dataset = build_dataset(self.dataset_name, self.root, split=self.split, limit=self.limit,
+                                    resize=self.resize)
+            self.job_size = len(dataset)
+            if self.shard is not None:
+                index, count = self.shard
+                dataset.samples = tuple(stride_share(dataset.samples, index, count))
+                if not dataset.samples:
+                    raise DataError(f"data.shard {index}/{count} holds no image: the job has only {self.job_size} "
+                                    f"images (use at most {self.job_size} shards)")
+            self._dataset = dataset
         return self._dataset
 
     def setup(self, stage: str | None = None) -> None:
@@ -157,5 +219,14 @@ class SegmentationDataModule(pl.LightningDataModule):
         rank = self.trainer.global_rank if self.trainer is not None else 0
         world = self.trainer.world_size if self.trainer is not None else 1
         remaining = [i for i, sample in enumerate(self.dataset.samples) if sample.name not in self.skip]
+        if self.bucket_by_size:
+            sizes = [self.dataset.input_size(i) for i in remaining]
+            return DataLoader(self.dataset, num_workers=self.num_workers, collate_fn=collate,
+                              batch_sampler=SizeBucketSampler(remaining, sizes, self.batch_size, rank, world))
         return DataLoader(self.dataset, batch_size=self.batch_size, num_workers=self.num_workers,
                           sampler=ShardSampler(len(self.dataset), rank, world, indices=remaining), collate_fn=collate)
+
+    @property
+    def shard_text(self) -> str | None:
+        """``"K/N"`` of a shard run, else None."""
+        return None if self.shard is None else f"{self.shard[0]}/{self.shard[1]}"

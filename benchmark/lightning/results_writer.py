@@ -30,7 +30,7 @@ from benchmark.results.audit import same_values
 from benchmark.results.intervals import derive, perturbation_summaries, point_scores
 from benchmark.results.journal import JournalState, JournalWriter, fingerprint, read_journals, remove_journals
 from benchmark.results.report import per_class_table, write_reports
-from benchmark.results.schema import SCHEMA_VERSION
+from benchmark.results.schema import SCHEMA_VERSION, ShardInfo
 
 
 class ResultsWriter(pl.Callback):
@@ -205,7 +205,8 @@ class ResultsWriter(pl.Callback):
         dataset = DatasetInfo(name=data.dataset_name, split=data.split, num_images=num_images,
                               split_size=data.split_size, image_limit=data.limit, input_policy=data.input_policy,
                               class_names=tuple(data.info.classes), ignore_index=data.ignore_index,
-                              batch_size=data.batch_size)
+                              batch_size=data.batch_size,
+                              shard=None if data.shard is None else ShardInfo(*data.shard, job_images=data.job_size))
         models = []
         for name in dict.fromkeys([*module.target_names, *module.source_names]):
             info = module.model_info(name)

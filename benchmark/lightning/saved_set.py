@@ -28,8 +28,9 @@ def data_arguments(manifest: AdvManifest) -> list[str]:
     dataset = manifest.dataset
     match = re.match(r"resize=(\w+);", dataset.input_policy)
     limit = "null" if dataset.image_limit is None else str(dataset.image_limit)
+    shard = [] if dataset.shard is None else ["--data.shard", dataset.shard.text]
     return ["--data.dataset", dataset.name, "--data.split", dataset.split, "--data.limit", limit,
-            "--data.resize", match.group(1) if match else "none", "--data.generate_if_missing", "false"]
+            "--data.resize", match.group(1) if match else "none", "--data.generate_if_missing", "false", *shard]
 
 
 class SavedSetCallback(AdversarialSource):

@@ -7,6 +7,11 @@ and every attack they share (settings); a record present in several runs (a targ
 must be identical in all of them. The joined run must be complete (every target under every source,
 attack and seed) and may not mix adversarial formats; its intervals, summaries and comparisons are
 derived again from the joined image records, so they are exactly those of one run over all of it.
+
+:func:`join_shards` joins the other way: the N shard results of one job array (``data.shard K/N``),
+each the same run on a disjoint part of the images, into the result of the whole job, identical to
+the one an unsharded run writes (same records in the same order, same metrics and intervals from the
+same bootstrap draws) except for its timings.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from collections.abc import Sequence
 
 from benchmark.errors import ResultError
 from benchmark.results.intervals import derive, perturbation_summaries
-from benchmark.results.schema import CLEAN, ModelInfo, RunResult, Timings, key_text
+from benchmark.results.schema import CLEAN, ImageRecord, ModelInfo, RunResult, Timings, key_text
 
 
 def _comparable(result: RunResult) -> tuple:
@@ -80,6 +85,81 @@ def join_results(results: Sequence[RunResult], files: Sequence[str]) -> RunResul
         seeds=tuple(seeds), provenance=None, metrics=metrics, summaries=summaries, comparisons=comparisons,
         perturbation_summaries=perturbation_summaries(moved, list(sources), list(attacks)), perturbations=moved,
         images=records, timings=Timings(wall_s=round(wall, 3), images_per_s=round(first.dataset.num_images / max(wall, 1e-9), 4)))
+
+
+_SHARED = ("dataset", "models", "sources", "attacks", "seeds", "adv_format", "intervals", "provenance", "versions",
+           "numerics")
+
+
+def _shard_invariant(result: RunResult) -> dict:
+    """What every shard of one job shares: the result's fields but its images, numbers and timings."""
+    shared = {name: getattr(result, name) for name in _SHARED}
+    shared["dataset"] = dataclasses.replace(result.dataset, num_images=0, shard=None)
+    return shared
+
+
+def join_shards(results: Sequence[RunResult], files: Sequence[str]) -> RunResult:
+    """The whole job from its N shard results (see the module docstring). ResultError, in one line, for
+    a file that is not a shard, shards of different jobs or settings, a missing or repeated shard, or
+    shards that share an image."""
+    if not results:
+        raise ResultError("summarize needs at least one result file")
+    for result, file in zip(results, files):
+        if result.dataset.shard is None:
+            raise ResultError(f"{file} is not a shard result (data.shard); shards and whole runs do not join")
+    first, first_file = results[0], files[0]
+    shard = first.dataset.shard
+    by_index: dict[int, str] = {}
+    base = _shard_invariant(first)
+    for result, file in zip(results, files):
+        other = result.dataset.shard
+        if (other.count, other.job_images) != (shard.count, shard.job_images):
+            raise ResultError(f"{file} is shard {other.text} of a job of {other.job_images} images, {first_file} "
+                              f"shard {shard.text} of a job of {shard.job_images}: not one job")
+        if other.index in by_index:
+            raise ResultError(f"shard {other.text} is given twice: {by_index[other.index]} and {file}")
+        by_index[other.index] = file
+        differs = [name for name, value in _shard_invariant(result).items() if value != base[name]]
+        if differs:
+            raise ResultError(f"{file} and {first_file} differ in their {differs[0]}; the shards of one job run "
+                              "the same configuration, versions and numerics (one kind of device)")
+    missing = [f"{k}/{shard.count}" for k in range(shard.count) if k not in by_index]
+    if missing:
+        raise ResultError(f"{len(missing)} of {shard.count} shards are missing: {', '.join(missing)} "
+                          f"(given: {', '.join(sorted(f'{k}/{shard.count}' for k in by_index))})")
+    owner: dict[str, str] = {}
+    for result, file in zip(results, files):
+        for name in {r.image for r in result.images}:
+            if name in owner:
+                raise ResultError(f"image {name!r} is in two shards: {owner[name]} and {file}")
+            owner[name] = file
+    order = _record_order(first)
+    images = tuple(sorted((r for result in results for r in result.images), key=order))
+    perturbations = tuple(sorted((r for result in results for r in result.perturbations),
+                                 key=lambda r: (r.image, r.source, r.condition, r.seed)))
+    sources, attacks = [s.id for s in first.sources], [a.name for a in first.attacks]
+    metrics, summaries, comparisons = derive(images, targets=list(first.targets), sources=sources, attacks=attacks,
+                                             seeds=list(first.seeds), num_classes=len(first.dataset.class_names),
+                                             intervals=first.intervals)
+    wall = sum(r.timings.wall_s for r in results)
+    return dataclasses.replace(
+        first, dataset=dataclasses.replace(first.dataset, num_images=shard.job_images, shard=None),
+        metrics=metrics, summaries=summaries, comparisons=comparisons,
+        perturbation_summaries=perturbation_summaries(perturbations, sources, attacks), images=images,
+        perturbations=perturbations,
+        timings=Timings(wall_s=round(wall, 3), images_per_s=round(shard.job_images / max(wall, 1e-9), 4)))
+
+
+def _record_order(result: RunResult):
+    """The sort key of the results writer: image, then target, then condition, in the run's order."""
+    targets = {name: i for i, name in enumerate(result.targets)}
+    conditions = {(s, c, seed): i for i, (_, s, c, seed) in enumerate(result.condition_keys()[:1 + len(
+        result.sources) * len(result.attacks) * len(result.seeds)])}
+
+    def key(record: ImageRecord) -> tuple:
+        return record.image, targets[record.target], conditions[(record.source, record.condition, record.seed)]
+
+    return key
 
 
 SUMMARY_COLUMNS = ("run", "dataset", "split", "images", "source", "target", "white_box", "condition", "seeds",

@@ -50,6 +50,10 @@ def check_submittable(result: RunResult, file: str) -> None:
             raise ResultError(f"{file}: model '{m.name}' has no config")
     if not d.name or not d.split or d.num_images < 1:
         raise ResultError(f"{file}: dataset name, split and a positive num_images are required")
+    if d.shard is not None:
+        raise ResultError(f"{file}: shard {d.shard.text} of a job of {d.shard.job_images} images; join the job's "
+                          f"{d.shard.count} shard results with `benchmark summarize SHARD_DIR... --out DIR` and "
+                          "submit DIR/results.json")
     if d.num_images != d.split_size or (d.image_limit is not None and d.image_limit < d.split_size):
         limit = "" if d.image_limit is None else f", image_limit {d.image_limit}"
         raise ResultError(f"{file}: partial run ({d.num_images} of {d.split_size} images of "

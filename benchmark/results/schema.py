@@ -52,12 +52,37 @@ def _fraction(value: float | None, name: str) -> None:
 
 
 @dataclass(frozen=True)
+class ShardInfo:
+    """A job-array shard: shard ``index`` of ``count`` of a job of ``job_images`` images, holding the
+    images at positions ``index, index + count, ...`` of the job's image list (the DDP rank rule)."""
+
+    index: int
+    count: int
+    job_images: int
+
+    def __post_init__(self) -> None:
+        _check(0 <= self.index < self.count, f"shard index {self.index} must be in [0, count={self.count})")
+        _check(self.job_images >= 1, f"shard job_images must be >= 1, got {self.job_images}")
+
+    @property
+    def text(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    @property
+    def num_images(self) -> int:
+        """Images this shard must hold: the positions index, index + count, ... below job_images."""
+        return len(range(self.index, self.job_images, self.count))
+
+
+@dataclass(frozen=True)
 class DatasetInfo:
     """The evaluated data. ``num_images`` were evaluated out of ``split_size`` in the full split;
     ``image_limit`` is the run's cap on images (None: whole split). ``input_policy`` describes resizing
     and cropping (pitfalls §13); ``class_names`` fixes the order of per-class IoU. ``batch_size`` is
     the images per batch of the run: results do not depend on it beyond last-bit floating-point
-    differences at near-tied pixels, and ``benchmark verify`` reuses it to repeat a run exactly."""
+    differences at near-tied pixels, and ``benchmark verify`` reuses it to repeat a run exactly.
+    ``shard`` marks one shard of a job array (None otherwise; left out of files that are not shards):
+    such a result is partial until ``benchmark summarize`` joins all shards of the job."""
 
     name: str
     split: str
@@ -68,9 +93,14 @@ class DatasetInfo:
     class_names: tuple[str, ...]
     ignore_index: int
     batch_size: int
+    shard: ShardInfo | None = field(default=None, metadata={OMIT_DEFAULT: True})
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, f"dataset.batch_size must be >= 1, got {self.batch_size}")
+        _check(self.shard is None or self.shard.num_images == self.num_images,
+               f"dataset.shard {self.shard.text if self.shard else ''}: a shard of a job of "
+               f"{self.shard.job_images if self.shard else 0} images holds "
+               f"{self.shard.num_images if self.shard else 0} images, not {self.num_images}")
         _check(0 <= self.num_images <= self.split_size,
                f"dataset.num_images {self.num_images} must be in [0, split_size={self.split_size}]")
         _check(self.image_limit is None or self.image_limit >= 1,
@@ -79,8 +109,9 @@ class DatasetInfo:
 
     @property
     def is_partial(self) -> bool:
-        """True when fewer images than the full split were evaluated (not comparable)."""
-        return self.num_images != self.split_size
+        """True when fewer images than the full split were evaluated, or the run is one shard of a job
+        (not comparable)."""
+        return self.num_images != self.split_size or self.shard is not None
 
 
 @dataclass(frozen=True)
