@@ -5,6 +5,7 @@ numbers."""
 import dataclasses
 import json
 import re
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -222,16 +223,57 @@ def test_join_shards_refuses_overlapping_images(shard_runs):
         join_shards([first6, clash], ["a", "b"])
 
 
-@pytest.mark.slow
-def test_bucketed_batches_give_the_batch_size_1_records(mixed_root, tmp_path):
-    common = [*ARGS, "--data.root", str(mixed_root), "--attack.attacks", "[pgd, transegpgd]"]
-    one = _run([*common, "--data.batch_size", "1", "--results.out_dir", str(tmp_path / "one")], tmp_path)
-    assert one.returncode == 0, one.stderr[-3000:]
-    bucketed = _run([*common, "--data.batch_size", "3", "--data.bucket_by_size", "true",
-                     "--results.out_dir", str(tmp_path / "bucketed")], tmp_path)
-    assert bucketed.returncode == 0, bucketed.stderr[-3000:]
-    a, b = _without_timings(tmp_path / "one" / "results.json"), _without_timings(tmp_path / "bucketed" / "results.json")
-    assert a["dataset"].pop("batch_size") == 1 and b["dataset"].pop("batch_size") == 3
+def _bucketed_args(mixed_root, out_dir, batch_size: int, *extra) -> list[str]:
+    bucket = ["--data.bucket_by_size", "true"] if batch_size > 1 else []
+    return [*ARGS, "--data.root", str(mixed_root), "--attack.attacks", "[pgd, transegpgd]", "--data.batch_size",
+            str(batch_size), *bucket, "--results.out_dir", str(out_dir), *extra]
+
+
+def _same_records(one: Path, other: Path, batch_size: int) -> None:
+    a, b = _without_timings(one / "results.json"), _without_timings(other / "results.json")
+    assert a["dataset"].pop("batch_size") == 1 and b["dataset"].pop("batch_size") == batch_size
     assert a == b  # every per-image count, metric and interval
+
+
+@pytest.fixture(scope="module")
+def batch_one(mixed_root, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("batch-one")
+    process = _run(_bucketed_args(mixed_root, tmp / "one", 1), tmp)
+    assert process.returncode == 0, process.stderr[-3000:]
+    return tmp / "one"
+
+
+@pytest.mark.slow
+def test_bucketed_batches_give_the_batch_size_1_records(mixed_root, batch_one, tmp_path):
     sizes = Counter(Image.open(p).size for p in (mixed_root / "JPEGImages").glob("*.jpg"))
-    assert sizes == {(160, 120): 3, (120, 96): 2, (144, 120): 2}  # the run really had three sizes
+    assert sizes == {(160, 120): 3, (120, 96): 2, (144, 120): 2}  # the run really has three sizes
+    bucketed = _run(_bucketed_args(mixed_root, tmp_path / "bucketed", 3), tmp_path)
+    assert bucketed.returncode == 0, bucketed.stderr[-3000:]
+    _same_records(batch_one, tmp_path / "bucketed", 3)
+
+
+@pytest.mark.slow
+def test_bucketed_ddp_gives_the_batch_size_1_records(mixed_root, batch_one, tmp_path):
+    # 7 images on 2 ranks: rank 0 gets 4 (sizes 160x120 twice, 120x96, 144x120), rank 1 gets 3
+    ddp = ["--trainer.accelerator", "cpu", "--trainer.devices", "2", "--trainer.strategy", "ddp"]
+    process = _run(_bucketed_args(mixed_root, tmp_path / "ddp", 2, *ddp), tmp_path,
+                   extra_env={"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29541"})
+    assert process.returncode == 0, process.stderr[-3000:]
+    _same_records(batch_one, tmp_path / "ddp", 2)
+
+
+@pytest.mark.slow
+def test_a_killed_bucketed_shard_resumes_to_the_same_records(mixed_root, tmp_path):
+    from tests.lightning.test_resume import _start, _stop_after
+
+    shard = ["--data.shard", "0/2", "--progress.refresh_rate", "0"]
+    whole = _run(_bucketed_args(mixed_root, tmp_path / "whole", 1, *shard), tmp_path)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    out = tmp_path / "run"
+    process = _start(["run", *_bucketed_args(mixed_root, out, 2, *shard)], tmp_path)
+    _stop_after(process, out, batches=1, sig=signal.SIGKILL)  # the shard's first bucket batch is journalled
+    assert not (out / "results.json").exists()
+    resumed = _run(_bucketed_args(mixed_root, out, 2, *shard), tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert re.search(r"resuming: [12] of 4 images are journalled", resumed.stderr), resumed.stderr[-2000:]
+    _same_records(tmp_path / "whole", out, 2)
