@@ -37,11 +37,20 @@ def _evaluate(argv: list[str]) -> int:
     return _lightning_command("evaluate", argv)
 
 
+@command("plan", "the cost of a job before any attack: images per rank, passes, input sizes, time and memory")
+def _plan(argv: list[str]) -> int:
+    return _lightning_command("plan", argv)
+
+
 def _lightning_command(name: str, argv: list[str]) -> int:
-    """``run`` / ``evaluate``: a bare ``--help`` from :mod:`benchmark.help_cache` (no Lightning import)."""
+    """``run`` / ``evaluate`` / ``plan``: a bare ``--help`` from :mod:`benchmark.help_cache` (no Lightning import)."""
     from benchmark.help_cache import cached_help
 
     def produce(args: list[str]) -> int:
+        if name == "plan":
+            from benchmark.lightning.plan import plan_cli
+
+            return plan_cli(args)
         from benchmark.lightning import cli
 
         return cli.run_cli(args) if name == "run" else cli.evaluate_cli(args)

@@ -35,9 +35,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import gc
 import os
-import re
 import statistics
 import sys
 import time
@@ -49,6 +47,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from benchmark.attacks import ATTACKS, build_attack  # noqa: E402
 from benchmark.attacks.registry import LISTED_COMBINATIONS, MODIFIERS  # noqa: E402
+from benchmark.lightning.calibration import peak_bytes  # noqa: E402  (torch only, no Lightning)
 
 COMBINATIONS = list(LISTED_COMBINATIONS)
 
@@ -131,26 +130,6 @@ def _paired(fn, bare, steps: int, repeats: int, device: torch.device) -> tuple[f
         times.append(t_attack)
         ratios.append(t_attack / t_bare)
     return statistics.median(times), statistics.median(ratios)
-
-
-def _resident_kib(field: str) -> int:
-    return int(re.search(rf"{field}:\s+(\d+) kB", Path("/proc/self/status").read_text()).group(1))
-
-
-def _peak_extra(fn, device: torch.device) -> int:
-    """Bytes ``fn`` needs at its peak above what is allocated (CUDA) or resident (CPU) before it."""
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        before = torch.cuda.memory_allocated(device)
-        fn()
-        torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device) - before
-    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
-    before = _resident_kib("VmRSS")
-    fn()
-    return (_resident_kib("VmHWM") - before) * 1024
 
 
 def _copies(name: str, copies: int) -> dict[str, int]:
@@ -241,7 +220,7 @@ def main() -> None:
     eval_cost = statistics.median(_seconds(forward_only, args.steps, device) for _ in range(args.repeats)) / base
     print(f"device={device} amp={args.amp} batch={args.batch} size={h}x{w} classes={classes} "
           f"steps={args.steps} repeats={args.repeats} threads={torch.get_num_threads()} clock={args.clock}")
-    bare_memory = _peak_extra(bare, device) if args.memory else 0
+    bare_memory = peak_bytes(bare, device, warm_up=False) if args.memory else 0
     memory_head = f" {'peak MiB':>9} {'mem':>6}" if args.memory else ""
     print(f"{'attack':<40} {'s/step':>10} {'ratio':>7} {'grad':>6} {'eval':>6} {'per pass':>8}{memory_head}  note")
     memory_cells = f" {bare_memory / 2**20:>9.1f} {1.0:>6.3f}" if args.memory else ""
@@ -275,7 +254,7 @@ def main() -> None:
         note = "exempt (DI / DS / ensemble)" if exempt else ("ok" if per_pass <= 1.10 else "ABOVE 1.10")
         memory_cells = ""
         if args.memory:
-            peak = _peak_extra(run, device)
+            peak = peak_bytes(run, device, warm_up=False)
             memory_cells = f" {peak / 2**20:>9.1f} {peak / max(bare_memory, 1):>6.3f}"
             if not exempt and peak > 1.2 * bare_memory:
                 note += ", memory ABOVE 1.2"

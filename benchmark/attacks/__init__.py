@@ -4,6 +4,7 @@ Imports only torch and the standard library. Public surface:
 
     build_attack(name, **settings) -> Attack;  attack(model, images, labels, generator=None) -> Tensor
     ATTACKS, MODIFIERS: read-only registries (base attacks; modifiers joined with ``+``)
+    count_passes(name, **settings) -> Passes: source passes per image of a whole run (counted)
     *Settings: frozen, validated settings dataclasses, one per base attack and per modifier
 
 Parts live in ``losses/`` (per-pixel and feature losses), ``transforms/`` (gradient, pixel and geometry
@@ -11,6 +12,7 @@ transforms), ``rules/`` (step rules) and ``runners.py`` (restarts, radius stages
 ``core.run`` is the one loop. See docs/design attacks.md for the specification.
 """
 
+from benchmark.attacks.passes import Passes, count_passes
 from benchmark.attacks.registry import ATTACKS, LISTED_COMBINATIONS, MODIFIERS, Attack, build_attack
 from benchmark.attacks.settings import (
     AdmixSettings,
@@ -49,6 +51,7 @@ __all__ = [
     "FSPGDSettings",
     "IterativeSettings",
     "MomentumSettings",
+    "Passes",
     "SEASettings",
     "SISettings",
     "SSASettings",
@@ -59,4 +62,5 @@ __all__ = [
     "TsallisPGDSettings",
     "VTSettings",
     "build_attack",
+    "count_passes",
 ]

@@ -29,8 +29,9 @@ class CityscapesSegmentation(SegmentationDataset):
     (``frankfurt_000000_000294``), sorted.
 
     Evaluation policy (``resize="mmseg"``): mmseg's Cityscapes test pipeline, ``Resize(scale=(2048,
-    1024), keep_ratio=True)``, which leaves the native 2048x1024 images unchanged; mmseg's configs then
-    infer in slide mode (the model adapter's concern). Labels stay at their original resolution.
+    1024), keep_ratio=True)``, which leaves the native 2048x1024 images unchanged; each model then infers as its config's
+    ``test_cfg`` says (whole image for mmseg's CNN configs, windows for SegFormer; the model adapter's
+    concern). Labels stay at their original resolution.
 
     Args:
         root: folder holding ``leftImg8bit/`` and ``gtFine/``.

@@ -184,6 +184,11 @@ class BenchmarkCLI(LightningCLI):
             self.run_log = open_run_log(config.results.out_dir, [self.prog.split()[-1], *self.argv])
             (Path(config.results.out_dir) / "config.yaml").write_text(self.parser.dump(config, skip_none=False))
             self.datamodule.check_files()
+            attacks = self._get(self.config_init, "attack")
+            if isinstance(attacks, AttackCallback):  # the job's size in run.log (benchmark plan: its time)
+                from benchmark.lightning.plan import job_totals_line
+
+                say(job_totals_line(self.datamodule, attacks, config))
         kwargs["logger"] = self._logger()
         if under_slurm():  # our SIGUSR1 handling requeues; Lightning's would checkpoint every model first
             from lightning.fabric.plugins.environments import SLURMEnvironment
@@ -343,9 +348,10 @@ def evaluate_cli(argv: list[str]) -> int:
     return run_cli([*data_arguments(manifest), *argv], EvaluateCLI)
 
 
-def check_config(argv: list[str]) -> ConfigCheckCLI:
-    """Validate ``benchmark run`` arguments (e.g. ``["--config", path]``) without running anything."""
-    return _make(ConfigCheckCLI, argv)
+def check_config(argv: list[str], cli_class: type[ConfigCheckCLI] = ConfigCheckCLI) -> ConfigCheckCLI:
+    """Validate ``benchmark run`` arguments (e.g. ``["--config", path]``) without running anything
+    (``cli_class``: a subclass with more options, e.g. ``benchmark plan``'s)."""
+    return _make(cli_class, argv)
 
 
 def run_cli(argv: list[str], cli_class: type[BenchmarkCLI] | None = None) -> int:

@@ -71,7 +71,8 @@ class TransferModule(pl.LightningModule):
         num_examples: images per rank whose clean/adversarial predictions are returned for logging.
         checkpoint_windows: slide-mode source models recompute each window in the backward pass
             instead of keeping every window's activations (same gradients, one extra forward; for
-            large images such as Cityscapes on a GPU with little memory).
+            large images such as Cityscapes on a GPU with little memory, with ``mode: slide`` for
+            sources whose config tests in whole mode). It changes nothing for a whole-mode source.
         source_models: provenance of source models that are not built here (``benchmark evaluate``
             reads saved adversarial images and needs no source): dicts with name, config,
             checkpoint_sha256 and mode, as in the saved set's manifest. None: every source is built.
@@ -141,6 +142,12 @@ class TransferModule(pl.LightningModule):
                     raise ConfigError(f"model {name!r} predicts {net.num_classes} classes but the dataset has "
                                       f"{self.num_classes}")
                 self.nets[name] = net.use_channels_last() if self.channels_last else net
+        sources = [self.nets[name] for name in self.source_names if name in self.nets]
+        if self.checkpoint_windows and sources and not any(net.mode == "slide" for net in sources):
+            from lightning.pytorch.utilities import rank_zero_warn
+
+            rank_zero_warn("model.checkpoint_windows has no effect: no source infers in slide mode (its config "
+                           "tests in whole mode; model.mode slide switches to windows)")
 
     @property
     def sources(self) -> dict[str, nn.Module | list[nn.Module]]:

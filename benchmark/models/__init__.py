@@ -23,7 +23,8 @@ def build_zoo_model(name: str, device="cpu", mode=None, strict=True, checkpoint_
         hint = f"; run: benchmark fetch-checkpoint {name}" if entry.url else ""
         raise CheckpointError(f"checkpoint of model {name!r} not found: {path}{hint}")
     return build_segmentor(entry.config_path, checkpoint=path, device=device, mode=mode or entry.mode,
-                           strict=strict, expected_sha256=entry.sha256, checkpoint_windows=checkpoint_windows)
+                           strict=strict, expected_sha256=entry.sha256, checkpoint_windows=checkpoint_windows,
+                           default_crop_size=entry.crop_size)
 
 
 __all__ = ["ModelEntry", "build_segmentor", "build_zoo_model", "get_model_entry", "load_zoo"]

@@ -148,7 +148,8 @@ def build_segmentor(config: str | os.PathLike | Mapping, checkpoint: str | os.Pa
                     crop_size: tuple[int, int] | None = None, stride: tuple[int, int] | None = None,
                     strict: bool = True, expected_sha256: str | None = None,
                     cfg_options: Mapping[str, Any] | None = None,
-                    checkpoint_windows: bool = False) -> SegmentationModel:
+                    checkpoint_windows: bool = False,
+                    default_crop_size: tuple[int, int] | None = None) -> SegmentationModel:
     """Build an mmseg segmentor as a frozen, eval-mode :class:`SegmentationModel`.
 
     Args:
@@ -169,6 +170,10 @@ def build_segmentor(config: str | os.PathLike | Mapping, checkpoint: str | os.Pa
             pass and recompute each window in the backward pass (activation checkpointing per window).
             Gradients are unchanged; an attack step then needs the memory of one window instead of
             all of them, for one extra forward pass (pitfalls §20).
+        default_crop_size: (h, w) of the windows when slide mode is asked of a config whose
+            ``test_cfg`` defines none (mmseg's Cityscapes CNN configs test in whole mode): the zoo
+            passes the training crop; the stride is then two thirds of it, rounded (mmseg's 512x1024
+            slide configs use 341x683). None: such a request is an error.
     """
     with _quiet_imports():
         from mmengine.config import Config
@@ -180,7 +185,12 @@ def build_segmentor(config: str | os.PathLike | Mapping, checkpoint: str | os.Pa
     if model_cfg is None:
         raise ConfigError(f"config {config}: no 'model' section")
     model_cfg = _sanitise(copy.deepcopy(model_cfg.to_dict() if hasattr(model_cfg, "to_dict") else model_cfg))
-    model_cfg["test_cfg"] = _test_cfg(model_cfg.get("test_cfg") or {}, mode, crop_size, stride, config)
+    test_cfg = dict(model_cfg.get("test_cfg") or {})
+    slide = (mode or test_cfg.get("mode", "whole")) == "slide"
+    if slide and default_crop_size is not None and "crop_size" not in test_cfg and crop_size is None:
+        crop_size = tuple(default_crop_size)
+        stride = stride or tuple(round(2 * side / 3) for side in crop_size)
+    model_cfg["test_cfg"] = _test_cfg(test_cfg, mode, crop_size, stride, config)
     mean, std = _mean_std(model_cfg, config)
     model_cfg.pop("data_preprocessor", None)  # normalisation lives in SegmentationModel
 

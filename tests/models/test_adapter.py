@@ -42,6 +42,19 @@ def test_shipped_slide_configs_keep_their_mode():
     assert build_segmentor(entry.config_path).mode == "slide"
 
 
+def test_slide_mode_of_a_whole_mode_config_takes_the_training_crop():
+    # mmseg's Cityscapes CNN configs test in whole mode and define no windows
+    entry = ZOO["pspnet-r50-cityscapes"]
+    with pytest.raises(ConfigError, match="slide inference needs crop_size and stride"):
+        build_segmentor(entry.config_path, mode="slide")
+    slide = build_segmentor(entry.config_path, mode="slide", default_crop_size=entry.crop_size)
+    assert slide.segmentor.test_cfg["crop_size"] == (512, 1024) and slide.segmentor.test_cfg["stride"] == (341, 683)
+    whole = build_segmentor(entry.config_path, default_crop_size=entry.crop_size)
+    assert whole.mode == "whole" and "crop_size" not in whole.segmentor.test_cfg
+    own = build_segmentor(ZOO["segformer-b0-cityscapes"].config_path, default_crop_size=(8, 8))
+    assert own.segmentor.test_cfg["crop_size"] == (1024, 1024)  # a config's own windows win
+
+
 @pytest.mark.parametrize("shape", [(2, 3, 29, 45), (1, 3, 64, 33)])
 def test_output_is_logits_at_input_resolution(shape):
     model = build_segmentor(tiny_config(num_classes=6))
