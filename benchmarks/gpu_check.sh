@@ -6,6 +6,8 @@
 #      512x512, fp32 vs bf16 vs bf16 + channels_last: seconds per step and the adversarial-mIoU
 #      difference; torch.compile of PSPNet-R50 (compile seconds, compiled step),
 #   3. a DDP run of the embedded default over all visible GPUs,
+#   4. benchmarks/buckets.py: VOC-sized images of mixed sizes (random-weight PSPNet-R50), batch 1 against
+#      data.bucket_by_size with batch 8: images/s and whether the records agree,
 # and print one summary table. Budget: under 10 minutes on one H200. Files go to $OUT (or /tmp/gpu_check).
 # Smoke mode on a CPU (what tests/test_gpu_check.py runs): DEVICE=cpu SMOKE=1 bash benchmarks/gpu_check.sh
 # On the lent device:  bash benchmarks/gpu_wheels.sh  here, then  run(carry=[".whl"], command="OUT=$OUT bash benchmarks/gpu_check.sh")
@@ -29,9 +31,11 @@ export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
 if [ "${SMOKE:-0}" = 1 ]; then
   bench_args=(--size 64 64 --batch 1 --steps 2 --repeats 1 --models pspnet-r50)
   ddp_args=(--trainer.accelerator cpu --trainer.devices 2 --data.limit 4 --data.batch_size 2 --attack.steps 2)
+  bucket_args=(--device cpu --images 4 --batch 2 --steps 1 --resize none --scale 0.2)
 else
   bench_args=(--size 512 512 --batch 2 --steps 10 --repeats 3 --compile)
   ddp_args=(--trainer.accelerator gpu --trainer.devices -1 --data.limit 40 --attack.steps 10)
+  bucket_args=(--device cuda --images 48 --batch 8 --steps 5)
 fi
 
 environment=$($PY - <<'EOF' 2>/dev/null
@@ -70,6 +74,11 @@ EOF
 ) || ddp_line="no results.json"
 ddp_line="${processes:-?} processes, $ddp_line"
 
+t0=$(date +%s)
+timeout 150 $PY benchmarks/buckets.py "${bucket_args[@]}" > "$OUT/buckets.log" 2>&1
+bucket_rc=$?
+bucket_s=$(( $(date +%s) - t0 ))
+
 echo
 echo "== GPU check summary ($(( $(date +%s) - start )) s) =="
 printf '%-22s %s\n' "machine" "$environment"
@@ -77,4 +86,6 @@ printf '%-22s %s (exit %s, %s s)\n' "tests/gpu" "${tests_line:-no output}" "$tes
 printf '%-22s exit %s, %s s\n' "attack speed, bf16" "$bench_rc" "$bench_s"
 grep -E "^(model|pspnet|deeplabv3|compile)" "$OUT/gpu_check.log" | sed 's/^/    /'
 printf '%-22s %s (exit %s, %s s)\n' "DDP, all devices" "$ddp_line" "$ddp_rc" "$ddp_s"
-[ "$tests_rc" = 0 ] && [ "$bench_rc" = 0 ] && [ "$ddp_rc" = 0 ]
+printf '%-22s exit %s, %s s\n' "size buckets" "$bucket_rc" "$bucket_s"
+grep -E "^(batch|per-image)" "$OUT/buckets.log" | sed 's/^/    /'
+[ "$tests_rc" = 0 ] && [ "$bench_rc" = 0 ] && [ "$ddp_rc" = 0 ] && [ "$bucket_rc" = 0 ]

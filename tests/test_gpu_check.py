@@ -23,3 +23,7 @@ def test_gpu_check_script_smoke_run_on_cpu(tmp_path):
     assert all(float(row[6]) > 0 for row in rows)  # bf16 with the model in channels_last memory
     assert any(line.startswith("DDP, all devices       2 processes, 4 images, clean mIoU") for line in summary)
     assert (tmp_path / "gpu_check.json").is_file() and (tmp_path / "ddp" / "results.json").is_file()
+    assert any(line.startswith("size buckets           exit 0") for line in summary)
+    buckets = [line.split() for line in summary if line.startswith("    batch ")]
+    assert [row[1].rstrip(",") for row in buckets] == ["1", "2"]
+    assert any(line.startswith("    per-image records of the two settings: ") for line in summary)
