@@ -81,7 +81,8 @@ def job_totals_line(datamodule, attack_callback, config) -> str:
     job = _job(datamodule, attack_callback, config.model, sizes=())  # counts only: no image header is read
     total, processes = costs.totals(job, images=n), world_size(config.trainer)
     ranks = [len(stride_share(range(n), r, processes)) for r in range(processes)]
-    return (f"plan: {n} images, {processes} process(es) with {_spread(ranks)} images each; {_conditions(job)}; "
+    shard = "" if datamodule.shard is None else f" (shard {datamodule.shard_text} of a job of {datamodule.job_size})"
+    return (f"plan: {n} images{shard}, {processes} process(es) with {_spread(ranks)} images each; {_conditions(job)}; "
             f"passes of the job: {total.source_grad} source grad, {total.source_eval} source eval, "
             f"{total.target_eval} target eval (`benchmark plan` estimates the time)")
 
@@ -109,7 +110,7 @@ def make_plan(cli: PlanCLI) -> dict:
     sources = {m for source in job.sources for m in source}
     plan = {
         "dataset": {"name": datamodule.dataset_name, "root": str(datamodule.root), "split": datamodule.split,
-                    "images": len(sizes), "shard": getattr(datamodule, "shard_text", None)},
+                    "images": len(sizes), "shard": datamodule.shard_text},
         "processes": processes,
         "images_per_rank": [len(stride_share(sizes, r, processes)) for r in range(processes)],
         "batch_size": job.batch_size, "eval_batch_size": job.eval_batch_size, "eval_chunk": job.eval_chunk,

@@ -171,6 +171,7 @@ def test_two_shards_join_into_the_unsharded_result(shard_runs):
     assert (first.dataset.num_images, second.dataset.num_images) == (3, 2)
     assert {r.image for r in first.images} == {"val_00000", "val_00002", "val_00004"}
     assert first.dataset.shard == ShardInfo(0, 2, 5) and first.dataset.split_size == 5
+    assert "plan: 3 images (shard 0/2 of a job of 5), 1 process(es)" in (tmp / "0" / "run.log").read_text()
     process = _summarize(tmp / "1", tmp / "0", "--out", tmp / "joined")  # any order
     assert process.returncode == 0, process.stderr
     assert "joined 2 shards into the whole job: 5 images" in process.stdout
