@@ -300,12 +300,12 @@ class Measured:
 
     def row(self) -> str:
         first = "-" if self.first_attack_s is None else f"{self.first_attack_s:.1f}"
-        return (f"{self.spec.label:<31} {self.images:>6} {self.steps_per_image:>5} {self.source_mode:>6} "
+        return (f"{self.spec.label:<37} {self.images:>6} {self.steps_per_image:>5} {self.source_mode:>6} "
                 f"{self.wall_s:>8.1f} {self.cpu_s:>8.1f} {self.loop_s:>8.1f} {first:>8} {self.seconds_per_step:>8.2f} "
                 f"{self.peak_rss_kib / 2**20:>9.2f}")
 
 
-HEADER = (f"{'run':<31} {'images':>6} {'steps':>5} {'source':>6} {'wall s':>8} {'cpu s':>8} {'loop s':>8} "
+HEADER = (f"{'run':<37} {'images':>6} {'steps':>5} {'source':>6} {'wall s':>8} {'cpu s':>8} {'loop s':>8} "
           f"{'1st att':>8} {'s/step':>8} {'peak GiB':>9}")
 
 
