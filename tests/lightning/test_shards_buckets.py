@@ -130,6 +130,19 @@ def test_shard_info_is_checked_and_left_out_of_unsharded_files():
         ShardInfo(3, 3, 10)
 
 
+def test_a_saved_shard_set_is_evaluated_as_the_same_shard():
+    from types import SimpleNamespace
+
+    from benchmark.lightning.saved_set import data_arguments
+
+    base = dict(name="voc2012", split="val", num_images=3, split_size=10, image_limit=None,
+                input_policy="resize=mmseg; labels at original resolution", class_names=("a", "b"), ignore_index=255,
+                batch_size=1)
+    sharded = data_arguments(SimpleNamespace(dataset=DatasetInfo(**base, shard=ShardInfo(1, 3, 10))))
+    assert sharded[sharded.index("--data.shard") + 1] == "1/3" and "--data.resize" in sharded
+    assert "--data.shard" not in data_arguments(SimpleNamespace(dataset=DatasetInfo(**base)))
+
+
 # ---------------------------------------------------------------------------------------- end to end
 
 ARGS = ["--config", "configs/default.yaml", "--data.generate_if_missing", "false", "--attack.attacks", "[pgd, segpgd]",
