@@ -97,10 +97,10 @@ class DatasetInfo:
 
     def __post_init__(self) -> None:
         _check(self.batch_size >= 1, f"dataset.batch_size must be >= 1, got {self.batch_size}")
-        _check(self.shard is None or self.shard.num_images == self.num_images,
-               f"dataset.shard {self.shard.text if self.shard else ''}: a shard of a job of "
-               f"{self.shard.job_images if self.shard else 0} images holds "
-               f"{self.shard.num_images if self.shard else 0} images, not {self.num_images}")
+        if self.shard is not None:
+            shard = self.shard
+            _check(shard.num_images == self.num_images, f"dataset.shard {shard.text}: a shard of a job of "
+                   f"{shard.job_images} images holds {shard.num_images} images, not {self.num_images}")
         _check(0 <= self.num_images <= self.split_size,
                f"dataset.num_images {self.num_images} must be in [0, split_size={self.split_size}]")
         _check(self.image_limit is None or self.image_limit >= 1,
