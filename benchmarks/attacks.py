@@ -46,7 +46,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 from benchmark.attacks import ATTACKS, build_attack  # noqa: E402
-from benchmark.attacks.registry import LISTED_COMBINATIONS, MODIFIERS  # noqa: E402
+from benchmark.attacks.registry import LISTED_COMBINATIONS, copy_settings  # noqa: E402
 from benchmark.lightning.calibration import peak_bytes  # noqa: E402  (torch only, no Lightning)
 
 COMBINATIONS = list(LISTED_COMBINATIONS)
@@ -134,7 +134,7 @@ def _paired(fn, bare, steps: int, repeats: int, device: torch.device) -> tuple[f
 
 def _copies(name: str, copies: int) -> dict[str, int]:
     """Settings that set the copy counts of ``name``'s modifiers to ``copies`` (Admix: one mix)."""
-    out = {field: copies for mod in name.split("+")[1:] for field in MODIFIERS[mod].copy_fields}
+    out = copy_settings(name, copies)
     return {**out, "admix_mixes": 1} if "admix_mixes" in out else out
 
 

@@ -73,8 +73,7 @@ def run(root: Path, checkpoints: Path, out: Path, args, batch: int) -> dict:
     process = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
     if process.returncode != 0:
         sys.exit(f"error: batch {batch} run exited {process.returncode}: {process.stderr.strip()[-2000:]}")
-    result = json.loads((out / "results.json").read_text())
-    return result
+    return json.loads((out / "results.json").read_text())
 
 
 def agreement(one: dict, other: dict) -> str:

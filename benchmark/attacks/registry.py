@@ -291,6 +291,12 @@ def base_name(name: str) -> str:
     return _parse(name)[0]
 
 
+def copy_settings(name: str, count: int) -> dict[str, int]:
+    """Settings that set every copy, sample and mix count of ``name``'s modifiers (SI, Admix, SSA, BSR,
+    VT: their ``copy_fields``) to ``count``: the same attack with fewer source passes per step."""
+    return {field: count for mod in name.split("+")[1:] for field in MODIFIERS[mod].copy_fields}
+
+
 def _parse(name: str) -> tuple[str, list[str]]:
     if not isinstance(name, str) or not name:
         raise ConfigError(f"attack name {name!r}: must be a non-empty string")

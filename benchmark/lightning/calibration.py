@@ -71,12 +71,10 @@ def device_for(accelerator: str | None) -> torch.device:
 
 
 def device_name(device: torch.device) -> str:
-    """The device's model name (CUDA: the GPU's; CPU: /proc/cpuinfo's "model name")."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    with contextlib.suppress(OSError, AttributeError):
-        return re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text()).group(1).strip()
-    return device.type
+    """The device's model name, as a result's numerics record it (the GPU's; on CPU /proc/cpuinfo's)."""
+    from benchmark.results.schema import NumericsInfo
+
+    return NumericsInfo.current(device, autocast=None).device_name
 
 
 def geometry(net) -> Geometry:
@@ -200,7 +198,7 @@ def calibrate(names: list[str], sources: set[str], size: Size, batch: int, devic
     """Build every model of ``names`` as a run does and measure it on ``batch`` random images of ``size``.
 
     Sources get a grad and an eval pass under ``autocast`` (a source that is also a target has its eval
-    pass timed once, so), the others an eval pass in fp32. The models stay built while the others are
+    pass timed once, under ``autocast``), the others an eval pass in fp32. The models stay built while the others are
     measured, as in a run. Every timing comes before the first memory measurement: on CPU the latter
     fixes glibc's mmap threshold for the rest of the process, which makes every large tensor fresh
     (zeroed) pages and the passes slower than in a run."""

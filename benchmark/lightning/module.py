@@ -12,6 +12,7 @@ from benchmark.lightning import ADV_KEY, AdvKey
 from benchmark.metrics import AttackSuccessRate, Scores, SegmentationScores, per_image_counts
 from benchmark.models import build_zoo_model, get_model_entry
 from benchmark.results import CLEAN, ImageRecord, PerturbationRecord, SourceInfo
+from benchmark.results.schema import image_record_order
 
 
 def at_label_size(model: nn.Module, size: tuple[int, int]):
@@ -265,10 +266,7 @@ class TransferModule(pl.LightningModule):
             torch.distributed.all_gather_object(gathered, records)
             records = [record for part in gathered for record in part]
         records += earlier
-        targets = {name: i for i, name in enumerate(self.target_names)}
-        conditions = {CLEAN: 0, **{tuple(c): i for i, c in enumerate(self.attacked, start=1)}}
-        return tuple(sorted(records, key=lambda r: (
-            r.image, targets[r.target], conditions[CLEAN if r.source is None else (r.source, r.condition, r.seed)])))
+        return tuple(sorted(records, key=image_record_order(self.target_names, self.attacked)))
 
     def perturbation_records(self, earlier: tuple[PerturbationRecord, ...] = ()) -> tuple[PerturbationRecord, ...]:
         """Every rank's perturbation records of this attempt (a collective under DDP) plus ``earlier`` ones."""

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 from benchmark.errors import ResultError
 from benchmark.results.intervals import derive, perturbation_summaries
-from benchmark.results.schema import CLEAN, ImageRecord, ModelInfo, RunResult, Timings, key_text
+from benchmark.results.schema import CLEAN, ModelInfo, RunResult, Timings, image_record_order, key_text
 
 
 def _comparable(result: RunResult) -> tuple:
@@ -133,8 +133,9 @@ def join_shards(results: Sequence[RunResult], files: Sequence[str]) -> RunResult
             if name in owner:
                 raise ResultError(f"image {name!r} is in two shards: {owner[name]} and {file}")
             owner[name] = file
-    order = _record_order(first)
-    images = tuple(sorted((r for result in results for r in result.images), key=order))
+    attacked = [key[1:] for key in first.condition_keys() if key[0] == first.targets[0] and key[2] != CLEAN]
+    images = tuple(sorted((r for result in results for r in result.images),
+                          key=image_record_order(first.targets, attacked)))
     perturbations = tuple(sorted((r for result in results for r in result.perturbations),
                                  key=lambda r: (r.image, r.source, r.condition, r.seed)))
     sources, attacks = [s.id for s in first.sources], [a.name for a in first.attacks]
@@ -148,18 +149,6 @@ def join_shards(results: Sequence[RunResult], files: Sequence[str]) -> RunResult
         perturbation_summaries=perturbation_summaries(perturbations, sources, attacks), images=images,
         perturbations=perturbations,
         timings=Timings(wall_s=round(wall, 3), images_per_s=round(shard.job_images / max(wall, 1e-9), 4)))
-
-
-def _record_order(result: RunResult):
-    """The sort key of the results writer: image, then target, then condition, in the run's order."""
-    targets = {name: i for i, name in enumerate(result.targets)}
-    conditions = {(s, c, seed): i for i, (_, s, c, seed) in enumerate(result.condition_keys()[:1 + len(
-        result.sources) * len(result.attacks) * len(result.seeds)])}
-
-    def key(record: ImageRecord) -> tuple:
-        return record.image, targets[record.target], conditions[(record.source, record.condition, record.seed)]
-
-    return key
 
 
 SUMMARY_COLUMNS = ("run", "dataset", "split", "images", "source", "target", "white_box", "condition", "seeds",

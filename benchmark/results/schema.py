@@ -467,6 +467,19 @@ class ImageRecord:
         return (self.target, self.source, self.condition, self.seed)
 
 
+def image_record_order(targets, attacked):
+    """The order of a result's image records, as a sort key: image name, then target (in ``targets``
+    order), then the clean condition before the attacked ones (``attacked``: (source, attack, seed) in
+    run order). The writer sorts by it, and a join of shards reproduces the writer's file with it."""
+    target_rank = {name: i for i, name in enumerate(targets)}
+    condition_rank = {(None, CLEAN, None): 0, **{tuple(c): i for i, c in enumerate(attacked, start=1)}}
+
+    def key(record: ImageRecord) -> tuple:
+        return record.image, target_rank[record.target], condition_rank[(record.source, record.condition, record.seed)]
+
+    return key
+
+
 @dataclass(frozen=True)
 class PerturbationRecord:
     """The perturbation attack ``condition`` from ``source`` with ``seed`` left on ``image``, as the

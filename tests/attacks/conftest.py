@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from benchmark.attacks import ATTACKS, build_attack
-from benchmark.attacks.registry import LISTED_COMBINATIONS, MODIFIERS
+from benchmark.attacks.registry import LISTED_COMBINATIONS, copy_settings
 
 
 @pytest.fixture(autouse=True)
@@ -40,8 +40,7 @@ def build_small(name: str, **settings):
     """``build_attack`` with at most 3 copies / samples per averaging modifier (SI, Admix, SSA, BSR,
     VT), for the invariants: they hold for any count, and ``segpgd+vt+ssa`` at its defaults is 420
     passes per step. Explicit settings win."""
-    small = {field: 3 for mod in name.split("+")[1:] for field in MODIFIERS[mod].copy_fields}
-    return build_attack(name, **{**small, **settings})
+    return build_attack(name, **{**copy_settings(name, 3), **settings})
 
 
 def has_modifier(name: str, mods: tuple[str, ...]) -> bool:
