@@ -37,6 +37,14 @@ def _evaluate(argv: list[str]) -> int:
     return _lightning_command("evaluate", argv)
 
 
+@command("finalize", "write the result of a run whose journal holds every image (one killed while writing "
+                     "its results), attacking nothing")
+def _finalize(argv: list[str]) -> int:
+    from benchmark.lightning.cli import finalize_cli
+
+    return finalize_cli(argv)
+
+
 @command("plan", "the cost of a job before any attack: images per rank, passes, input sizes, time and memory")
 def _plan(argv: list[str]) -> int:
     return _lightning_command("plan", argv)
@@ -73,22 +81,26 @@ def _summarize(argv: list[str]) -> int:
     from benchmark.results.join import summary_rows
 
     paths = [Path(p) / "results.json" if Path(p).is_dir() else Path(p) for p in args.results]
-    results = [read_result(path) for path in paths]
     out = Path(args.out)
+    for path in paths:  # its results would be moved aside (or overwritten) by the summary
+        if path.parent.resolve() == out.resolve():
+            raise ResultError(f"--out {out} is the folder of the summarized run {path}; choose another --out")
+    results = [read_result(path) for path in paths]
     if any(result.dataset.shard is not None for result in results):
         return _join_shards(results, paths, out)
-    out.mkdir(parents=True, exist_ok=True)
     rows = summary_rows(results, [str(p.parent) for p in paths])
+    joined, not_joined = None, None
+    if not args.no_join and len(results) >= 2:
+        try:
+            joined = join_results(results, [str(p) for p in paths])
+        except ResultError as err:
+            not_joined = err
     _write_summary(rows, out)
     print(f"summary of {len(results)} runs: {out / 'summary.csv'}, {out / 'summary.md'}")
-    if args.no_join or len(results) < 2:
-        return 0
-    try:
-        joined = join_results(results, [str(p) for p in paths])
-    except ResultError as err:
-        print(f"note: not joined into one matrix: {err}")
-        return 0
-    _write_joined(joined, out)
+    if not_joined is not None:
+        print(f"note: not joined into one matrix: {not_joined}")
+    if joined is not None:
+        _write_joined(joined, out)
     return 0
 
 
@@ -97,7 +109,6 @@ def _join_shards(results: list, paths: list[Path], out: Path) -> int:
     from benchmark.results.join import join_shards, summary_rows
 
     joined = join_shards(results, [str(p) for p in paths])
-    out.mkdir(parents=True, exist_ok=True)
     _write_summary(summary_rows([joined], [str(out)]), out)
     print(f"joined {len(results)} shards into the whole job: {joined.dataset.num_images} images")
     _write_joined(joined, out)
@@ -115,11 +126,19 @@ def _write_joined(joined, out: Path) -> None:
 
 
 def _write_summary(rows: list[dict], out: Path) -> None:
+    """The first write of ``summarize`` into ``out``: move every earlier output of ``summarize`` or of a
+    run there into ``out/replaced-<UTC time>/`` (a reader must never take an earlier join for this
+    call's), then write summary.csv and summary.md."""
     import csv
 
     from benchmark.results.join import SUMMARY_COLUMNS
+    from benchmark.results.outdir import RESULT_FILES, move_aside
     from benchmark.results.report import pct
 
+    out.mkdir(parents=True, exist_ok=True)
+    moved = move_aside(out, (*RESULT_FILES, "summary.csv", "summary.md"))
+    if moved is not None:
+        print(f"note: moved the earlier results and summary in {out} to {moved}", file=sys.stderr)
     with open(out / "summary.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=SUMMARY_COLUMNS)
         writer.writeheader()

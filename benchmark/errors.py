@@ -21,5 +21,10 @@ class CheckpointError(BenchmarkError):
     """A checkpoint file is missing, unsafe, corrupt or does not match its model."""
 
 
+class ModelError(BenchmarkError):
+    """A model computes non-finite logits or input gradients (broken weights or numerics); raised during the
+    run, at the batch concerned."""
+
+
 class ResultError(BenchmarkError):
     """A result file or leaderboard entry is malformed, incomplete or inconsistent."""

@@ -16,6 +16,9 @@ over the batch before differentiating, so an image's gradient never depends on i
 The model is an argument; the loop never changes its mode or parameters, takes gradients with
 ``torch.autograd.grad`` on the input only, never touches the global RNG and never synchronises with
 the host except for the integer draws of geometry transforms (CPU generators do not synchronise a GPU).
+An image whose clean source logits or input gradient turn non-finite at any step (a NaN model, an
+fp16 overflow) comes back as NaN, flagged on the device without a host read: never a silent no-op
+attack; the caller's check of the result (the module's perturbation statistics) names the attack.
 """
 
 from __future__ import annotations
@@ -226,6 +229,8 @@ def run(
 
     Returns:
         (N, C, H, W) adversarial images, detached, same dtype and device as ``images``.
+        An image whose clean source logits (when the plan reads them) or input gradient at some step
+        hold NaN or inf is all NaN.
     """
     s = plan.settings
     _check_inputs(images, labels)
@@ -236,9 +241,12 @@ def run(
 
     # Clean source logits, once, without gradient and without any input transform.
     clean: list[Tensor] | None = None
+    broken = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)  # (N,) non-finite logits or gradient
     if plan.needs_clean_logits or s.label_source == "clean_pred" or plan.target is not None:
         with torch.no_grad():
             clean = [m(x).float() for m in models]
+        for c in clean:
+            broken |= ~torch.isfinite(c).flatten(1).all(1)
         if s.ensemble == "logits":
             clean = [_mean(clean)]
     loss_labels = labels
@@ -282,6 +290,7 @@ def run(
             if ahead is not None:
                 x_query, shifted = x_query + alpha_t * ahead, True
         grad, values, seen = objective(x_query, t)
+        broken |= ~torch.isfinite(grad).flatten(1).all(1)
         if track_best:
             if shifted or not plain:
                 seen = ensemble_logits(models, x_adv)
@@ -294,6 +303,7 @@ def run(
     if track_best:
         final = ensemble_logits(models, x_adv)
         x_adv, _ = _keep_best(best, best_acc, x_adv, source_accuracy(final, labels, valid))
+    x_adv = torch.where(broken[:, None, None, None], torch.full_like(x_adv, float("nan")), x_adv)
     return x_adv.detach().to(dtype=images.dtype)
 
 

@@ -12,6 +12,7 @@ Groups: ``data`` (SegmentationDataModule), ``model`` (TransferModule), ``attack`
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -107,10 +108,13 @@ def _env_list(name: str) -> list[str] | None:
 
 class BenchmarkCLI(LightningCLI):
     """Run a transfer benchmark: attack on the sources, evaluate every target (README "Running
-    experiments"). Extra flags: --fresh (discard an interrupted run's journal), --debug (tracebacks)."""
+    experiments"). Extra flags: --fresh (discard an interrupted run's journal), --takeover (take the out_dir
+    lock of a run that is gone, e.g. on a lost node), --debug (tracebacks)."""
 
     prog = "benchmark run"
     fresh = False  # set by run_cli from --fresh
+    takeover = False  # set by run_cli from --takeover
+    finalize = False  # set by finalize_cli: write the result of a complete journal, attack nothing
     argv: list[str] = []  # the command line, for run.log
     lock: RunLock | None = None  # the out_dir lock of this run (the first process only)
     run_log = None  # the run.log handler (the first process only)
@@ -179,22 +183,39 @@ class BenchmarkCLI(LightningCLI):
             check_wandb_online()
         writer = self._get(self.config_init, "results")
         writer.run_config = fingerprint_config(config)
+        writer.finalize = self.finalize
         if launched_rank() == 0:  # DDP workers started by Lightning re-run this: only the first process
-            self.lock = prepare_out_dir(config.results.out_dir, fresh=self.fresh)
-            self.run_log = open_run_log(config.results.out_dir, [self.prog.split()[-1], *self.argv])
-            (Path(config.results.out_dir) / "config.yaml").write_text(self.parser.dump(config, skip_none=False))
-            self.datamodule.check_files()
-            attacks = self._get(self.config_init, "attack")
-            if isinstance(attacks, AttackCallback):  # the job's size in run.log (benchmark plan: its time)
-                from benchmark.lightning.plan import job_totals_line
+            self.lock = prepare_out_dir(config.results.out_dir, fresh=self.fresh, takeover=self.takeover)
+            try:
+                self.run_log = open_run_log(config.results.out_dir, [self.prog.split()[-1], *self.argv])
+                (Path(config.results.out_dir) / "config.yaml").write_text(self.parser.dump(config, skip_none=False))
+                self.datamodule.check_files()
+                attacks = self._get(self.config_init, "attack")
+                if isinstance(attacks, AttackCallback) and not self.finalize:  # the job's size (plan: its time)
+                    from benchmark.lightning.plan import job_totals_line
 
-                say(job_totals_line(self.datamodule, attacks, config))
-        kwargs["logger"] = self._logger()
-        if under_slurm():  # our SIGUSR1 handling requeues; Lightning's would checkpoint every model first
-            from lightning.fabric.plugins.environments import SLURMEnvironment
+                    say(job_totals_line(self.datamodule, attacks, config))
+            except BaseException:  # refused at preflight: leave no lock (and no open log) behind
+                self.release()
+                raise
+        try:
+            kwargs["logger"] = self._logger()
+            if under_slurm():  # our SIGUSR1 handling requeues; Lightning's would checkpoint every model first
+                from lightning.fabric.plugins.environments import SLURMEnvironment
 
-            kwargs["plugins"] = [SLURMEnvironment(auto_requeue=False)]
-        return super().instantiate_trainer(**kwargs)
+                kwargs["plugins"] = [SLURMEnvironment(auto_requeue=False)]
+            return super().instantiate_trainer(**kwargs)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        """Close run.log and release the out_dir lock (every exit path the process controls)."""
+        close_run_log(self.run_log)
+        self.run_log = None
+        if self.lock is not None:
+            self.lock.release()
+            remove_empty_folders(self.config.results.out_dir)
 
     def _logger(self):
         config = self.config
@@ -308,7 +329,8 @@ class ConfigCheckCLI(BenchmarkCLI):
 def _make(cli_class: type[BenchmarkCLI], argv: list[str]) -> BenchmarkCLI:
     # `args` is the CLI's input; sys.argv stays the real command line so DDP can relaunch it.
     warnings.filterwarnings("ignore", message=r".*(does not have many workers|LeafSpec|Checkpoint directory"
-                                              r"|LightningCLI's args parameter)")
+                                              r"|LightningCLI's args parameter"
+                                              r"|Total length of `DataLoader` across ranks is zero)")
     return cli_class(TransferModule, SegmentationDataModule, args=argv, run=False,
                      trainer_defaults=TRAINER_DEFAULTS, save_config_callback=None,
                      parser_kwargs={"prog": cli_class.prog, "exit_on_error": False, "description": cli_class.__doc__},
@@ -358,18 +380,20 @@ def run_cli(argv: list[str], cli_class: type[BenchmarkCLI] | None = None) -> int
     """Parse, preflight (every setting and the data validated before any work), validate, clean up.
 
     ``--fresh`` discards an interrupted run's journal in ``out_dir`` instead of resuming it;
+    ``--takeover`` takes the out_dir lock of a run that is gone (another node's, say);
     ``--debug`` shows tracebacks. Exit status: 0 done, 2 refused input, 130/143 stopped by
     SIGINT/SIGTERM (resumable), 1 any other failure."""
     argv = list(argv)
-    flags = {flag: flag in argv for flag in ("--fresh", "--debug")}
+    flags = {flag: flag in argv for flag in ("--fresh", "--debug", "--takeover")}
     argv = [a for a in argv if a not in flags]
     cli_class = cli_class or BenchmarkCLI
-    cli_class.fresh, cli_class.argv = flags["--fresh"], argv
+    cli_class.fresh, cli_class.takeover, cli_class.argv = flags["--fresh"], flags["--takeover"], argv
     install_signal_handlers()
     cli, status = None, 0
     try:
         cli = _make(cli_class, argv)
         cli.trainer.validate(cli.model, datamodule=cli.datamodule, verbose=False)
+        cli._get(cli.config_init, "results").finish_from_journal(cli.trainer, cli.model)  # nothing was left to attack
     except (SIGTERMException, Interrupted) as err:
         name = "SIGTERM" if isinstance(err, SIGTERMException) else err.signal_name
         out = cli.config.results.out_dir if cli is not None else "the out_dir"
@@ -380,19 +404,87 @@ def run_cli(argv: list[str], cli_class: type[BenchmarkCLI] | None = None) -> int
     except BenchmarkError as err:
         say(f"error: {one_line(err)}", sys.stderr)
         status = 2
+    except OSError as err:  # the storage: name the file and say what is kept
+        if flags["--debug"]:
+            raise
+        say(f"error: {storage_error_line(err, cli)}", sys.stderr)
+        status = 1
     except Exception as err:  # anything else: one line unless --debug
         if flags["--debug"]:
             raise
         say(f"error: {type(err).__name__}: {one_line(err)} (rerun with --debug for the traceback)", sys.stderr)
         status = 1
     finally:
-        if cli is not None and cli.lock is not None:
-            close_run_log(cli.run_log)
-            cli.lock.release()
-            remove_empty_folders(cli.config.results.out_dir)
+        if cli is not None:
+            cli.release()
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
     return status
+
+
+def storage_error_line(err: OSError, cli: BenchmarkCLI | None) -> str:
+    """An OSError on one line with the file it concerns and what the run kept: how many images the
+    journal holds, and the command that continues from there."""
+    what = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "the disk quota is exceeded",
+            errno.EROFS: "the file system is read-only"}.get(err.errno, f"OSError: {err.strerror or err}")
+    line = what + (f" writing {err.filename}" if err.filename else "")
+    if cli is None or getattr(cli, "config", None) is None:
+        return line + " (rerun with --debug for the traceback)"
+    out = Path(cli.config.results.out_dir)
+    total, kept = len(cli.datamodule.dataset), journalled_images(out)
+    if kept >= total:
+        written = "results.json was written, the other result files were not; " if (out / "results.json").is_file() \
+            else ""
+        return (f"{line}; {written}every image ({total}) is journalled in {out}: once the cause is fixed, "
+                f"`benchmark finalize {out}` (or the same command) writes the result without attacking")
+    return (f"{line}; {kept} of {total} images are journalled in {out}: once the cause is fixed, rerun the same "
+            f"command to attack the other {total - kept}")
+
+
+class FinalizeCLI(BenchmarkCLI):
+    """``benchmark finalize``: the result of a run whose journal holds every image, attacking nothing."""
+
+    prog = "benchmark finalize"
+    finalize = True
+
+
+class FinalizeEvaluateCLI(EvaluateCLI):
+    """``benchmark finalize`` of a ``benchmark evaluate`` run."""
+
+    prog = "benchmark finalize"
+    finalize = True
+
+
+def finalize_cli(argv: list[str]) -> int:
+    """``benchmark finalize OUT_DIR [--takeover] [--debug] [options]``: write the result of the run in
+    OUT_DIR from its journal when the journal holds every image (a run killed while writing its
+    results, say by a scheduler's time limit). The run's own config.yaml is read; the models are
+    built on the CPU (the journal's numerics are the result's), nothing is attacked. Options override
+    the run's (e.g. ``--data.root`` when the data moved)."""
+    import yaml
+
+    if not argv or argv[0].startswith("-"):
+        asked = argv[:1] in (["-h"], ["--help"])
+        print("usage: benchmark finalize OUT_DIR [--takeover] [--debug] [benchmark run options]\n\n"
+              + " ".join(finalize_cli.__doc__.split()), file=sys.stdout if asked else sys.stderr)
+        return 0 if asked else 2
+    out, rest = Path(argv[0]), list(argv[1:])
+    config = out / "config.yaml"
+    if not config.is_file():
+        print(f"error: {out} holds no config.yaml: not the out_dir of a benchmark run", file=sys.stderr)
+        return 2
+    if not any(journal_dir(out).glob("rank-*.jsonl")):
+        done = " (its results.json is the result)" if (out / "results.json").is_file() else ""
+        print(f"error: {out} holds no journal: nothing to finalize{done}", file=sys.stderr)
+        return 2
+    try:
+        evaluate = "adv" in (yaml.safe_load(config.read_text()) or {})
+    except (OSError, yaml.YAMLError) as err:
+        print(f"error: {config}: {one_line(err)}", file=sys.stderr)
+        return 2
+    args = ["--config", str(config), "--results.out_dir", str(out), "--trainer.accelerator", "cpu",
+            "--trainer.devices", "1", "--trainer.num_nodes", "1", "--trainer.strategy", "auto", *rest]
+    return run_cli(args, FinalizeEvaluateCLI if evaluate else FinalizeCLI)
 
 
 def one_line(err: BaseException) -> str:

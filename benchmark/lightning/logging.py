@@ -180,7 +180,9 @@ def _log_wandb(logger: WandbLogger, result: RunResult, examples: list[dict], hea
     run.log({f"results/{path.stem}": wandb.Image(str(path)) for path in heatmaps})
     _log_examples(run, result, examples)
     _log_artifact(run, out_dir)
-    return Path(run.dir).parent
+    folder = Path(run.dir).parent
+    run.finish()  # now, not at exit: the results writer removes the journal only after W&B has it all
+    return folder
 
 
 def to_uint8(image) -> np.ndarray:

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.errors import ConfigError
+from benchmark.errors import ConfigError, ModelError
 from benchmark.lightning import ADV_KEY, AdvKey
 from benchmark.metrics import AttackSuccessRate, Scores, SegmentationScores, per_image_counts
 from benchmark.models import build_zoo_model, get_model_entry
@@ -188,12 +188,18 @@ class TransferModule(pl.LightningModule):
         # eval_batch_size images, the clean predictions once per target.
         stacked = torch.cat([inputs[c] for c in conditions])
         chunk = self.eval_batch_size or stacked.shape[0]
-        counts = []
+        counts, extremes = [], []
         with torch.no_grad():
             for target in self.target_names:
                 net = at_label_size(self.nets[target], labels.shape[-2:])
-                preds = torch.cat([net(part).argmax(1) for part in stacked.split(chunk)])
-                preds = preds.view(len(conditions), *labels.shape)  # (C, N, H, W); condition 0 is clean
+                preds, limits = [], []
+                for part in stacked.split(chunk):
+                    logits = net(part)
+                    preds.append(logits.argmax(1))
+                    # per image, the largest and smallest logit: NaN or inf there flags a broken target
+                    limits.append(torch.stack([logits.amax(dim=(1, 2, 3)), logits.amin(dim=(1, 2, 3))], dim=1))
+                extremes.append(torch.cat(limits))  # (C * N, 2)
+                preds = torch.cat(preds).view(len(conditions), *labels.shape)  # (C, N, H, W); 0 is clean
                 clean_pred = preds[0]
                 for i, condition in enumerate(conditions):
                     key = _metric_key(target, condition)
@@ -207,15 +213,54 @@ class TransferModule(pl.LightningModule):
                 counts.append(torch.cat([inter, predicted, labelled, fooled[:, None]], dim=1))
         counts = torch.stack(counts).view(len(self.target_names), len(conditions), n, -1)
         stats = self._perturbation_stats(inputs)  # (attacked, 2, N)
-        # the one device-to-host copy of the batch: counts (exact in float64 below 2**53) and norms together
-        host = torch.cat([counts.flatten().double(), stats.flatten().double()]).cpu()
-        host_counts = host[:counts.numel()].long().view(counts.shape).tolist()
+        extremes = torch.stack(extremes).view(len(self.target_names), len(conditions), n, 2)
+        # the one device-to-host copy of the batch: counts (exact in float64 below 2**53), norms and the
+        # logit extremes together
+        host = torch.cat([counts.flatten().double(), stats.flatten().double(), extremes.flatten().double()]).cpu()
+        host_counts, host_stats, host_extremes = host.split([counts.numel(), stats.numel(), extremes.numel()])
+        self._check_adversarial_finite(batch["name"], host_stats.view(stats.shape))
+        self._check_finite(batch["name"], host_extremes.view(extremes.shape))
+        host_counts = host_counts.long().view(counts.shape).tolist()
         for t, target in enumerate(self.target_names):
             for i, condition in enumerate(conditions):
                 self._record_images(batch["name"], target, condition, host_counts[t][i])
-        self._record_perturbations(batch["name"], host[counts.numel():].view(stats.shape).tolist())
+        self._record_perturbations(batch["name"], host_stats.view(stats.shape).tolist())
         self._examples_seen += keep
         return {"examples": examples, "num_examples": keep}
+
+    def _check_adversarial_finite(self, names, stats: torch.Tensor) -> None:
+        """ModelError for the first (attack, image) whose adversarial image is not finite.
+
+        ``stats``: (attacked conditions, 2, N) float64 on the host (:meth:`_perturbation_stats`). The attack
+        core returns NaN for an image whose source logits or input gradient turned non-finite (a source
+        with broken weights, an fp16 overflow under autocast), instead of an unchanged image that would
+        be scored as an attack that failed.
+        """
+        if bool(torch.isfinite(stats).all()):
+            return
+        c, _, image = (~torch.isfinite(stats)).nonzero()[0].tolist()
+        key = self.attacked[c]
+        raise ModelError(f"source {key.source!r}, attack {key.attack} (seed {key.seed}): the source's logits or the "
+                         f"input gradient turned non-finite on image {names[image]} of batch [{names[0]}, ...]; the "
+                         "source's weights or the numerics (autocast fp16 overflow?) are broken")
+
+    def _check_finite(self, names, extremes: torch.Tensor) -> None:
+        """ModelError for the first (target, condition, image) whose logits hold NaN or inf.
+
+        ``extremes``: (targets, conditions, N, 2) float64 on the host, each image's largest and smallest
+        logit (NaN if any logit is NaN, +-inf if one is infinite). A target with NaN weights or an fp16
+        overflow would otherwise predict one class everywhere and be scored as if it worked.
+        """
+        if bool(torch.isfinite(extremes).all()):
+            return
+        t, i, image = (~torch.isfinite(extremes)).any(dim=3).nonzero()[0].tolist()
+        condition = self.conditions[i]
+        what = ("clean image" if condition == CLEAN
+                else f"adversarial image ({condition.source}/{condition.attack}@{condition.seed})")
+        kind = "NaN" if bool(extremes[t, i, image].isnan().any()) else "inf"
+        raise ModelError(f"model {self.target_names[t]!r} gives non-finite logits ({kind}) on the {what} "
+                         f"{names[image]} of batch [{names[0]}, ...]; its weights or the numerics (autocast fp16 "
+                         "overflow?) are broken")
 
     def _perturbation_stats(self, inputs) -> torch.Tensor:
         """(attacked conditions, 2, N): L-inf and L2 of what the targets see minus the clean image."""

@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from benchmark.errors import ConfigError
 from benchmark.results.journal import journal_dir, remove_journals
-from benchmark.results.outdir import RunLock, move_aside, probe
+from benchmark.results.outdir import RESULT_FILES, RunLock, move_aside, probe
 
 WANDB_TIMEOUT_S = 5.0
 
@@ -80,14 +80,23 @@ def _netrc_has_wandb() -> bool:
         return False
 
 
-def prepare_out_dir(out_dir: str | os.PathLike[str], fresh: bool) -> RunLock:
-    """Probe and lock ``out_dir``; move earlier results aside (and, with ``fresh``, the journal)."""
+KEPT_ON_RESUME = ("adv", "run.log")  # a resumed run's own: the saved PNGs its journal lists, its log
+
+
+def prepare_out_dir(out_dir: str | os.PathLike[str], fresh: bool, takeover: bool = False) -> RunLock:
+    """Probe and lock ``out_dir`` (``takeover``: take the lock from a run that is gone); remove the
+    temporary files of writes a killed run left; move earlier results aside (and, with ``fresh``, the
+    journal). A run that resumes a journal keeps its saved PNGs and its run.log."""
     path = probe(out_dir)
-    lock = RunLock(path).acquire()
+    lock = RunLock(path, takeover=takeover).acquire()
     try:
         if fresh and journal_dir(path).is_dir():
             remove_journals(path)
-        moved = move_aside(path)
+        for partial in [*path.glob(".*.tmp"), *path.glob("adv/**/.*.tmp")]:
+            partial.unlink(missing_ok=True)  # an atomic write cut short: never a result
+        resuming = any(journal_dir(path).glob("rank-*.jsonl"))
+        kept = KEPT_ON_RESUME if resuming else ()
+        moved = move_aside(path, patterns=[p for p in RESULT_FILES if p not in kept])
         if moved is not None:
             print(f"note: moved the results of an earlier run in {path} to {moved}", file=sys.stderr)
     except BaseException:

@@ -3,7 +3,11 @@ from every per-image record (journalled and new) and write and log it (rank 0).
 
 Resume: in ``setup`` the writer reads the run's journal (:mod:`benchmark.results.journal`), refuses
 one of another configuration, and tells the data module which images are already done; only the
-others are attacked. The journal is removed once ``results.json`` is written."""
+others are attacked. The end of a run is a function of the journal: when it already holds every image
+(a run killed while writing its results, or ``benchmark finalize``) nothing is attacked and
+:meth:`ResultsWriter.finish` derives and writes the result from it. Every file is written atomically,
+and the journal is removed last, once results.json, the saved set's manifest, the reports and the W&B
+run are complete: a kill at any moment leaves either the journal or the whole result."""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ import torch
 from PIL import Image
 
 from benchmark.errors import ResultError
+from benchmark.fileio import write_atomic
 from benchmark.lightning import ADV_KEY, AdvKey
 from benchmark.lightning.attack_callback import AdversarialSource, quantise
 from benchmark.lightning.logging import log_run
@@ -30,7 +35,7 @@ from benchmark.results.audit import same_values
 from benchmark.results.intervals import derive, perturbation_summaries, point_scores
 from benchmark.results.journal import JournalState, JournalWriter, fingerprint, read_journals, remove_journals
 from benchmark.results.report import per_class_table, write_reports
-from benchmark.results.schema import SCHEMA_VERSION, ShardInfo
+from benchmark.results.schema import SCHEMA_VERSION, ShardInfo, image_record_order
 
 
 class ResultsWriter(pl.Callback):
@@ -52,6 +57,8 @@ class ResultsWriter(pl.Callback):
             table is always in ``per_class_metrics.csv``.
     """
 
+    finalize = False  # set by ``benchmark finalize``: refuse to attack, write the result of a complete journal
+
     def __init__(self, out_dir: str = "runs/default", num_logged_images: int = 4, quiet: bool = False,
                  save_adv: bool = False, bootstrap_resamples: int = 1000, bootstrap_seed: int = 0,
                  per_class: str = "compact"):
@@ -70,17 +77,28 @@ class ResultsWriter(pl.Callback):
         self._saved: list[SavedFile] = []
         self._journal: JournalWriter | None = None
         self._earlier = JournalState(frozenset(), (), (), (), 0)
+        self.remaining: int | None = None  # images left to attack, known after setup
         self.run_config: dict | None = None  # the resolved configuration, set by the CLI (fingerprint)
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         parts = fingerprint(self.fingerprint_parts(trainer, pl_module))
-        self._earlier = read_journals(self.out_dir, parts)
+        self._earlier = read_journals(self.out_dir, parts, ignore=("numerics",) if self.finalize else ())
         trainer.datamodule.skip = self._earlier.images
+        total = len(trainer.datamodule.dataset)
+        self.remaining = total - len(self._earlier.images)
+        if self.finalize and self.remaining:
+            raise ResultError(f"{self.out_dir}: the journal holds {total - self.remaining} of {total} images; rerun "
+                              f"the run's command to attack the other {self.remaining} (finalize writes the result "
+                              "of a complete journal)")
+        if 0 < self.remaining < trainer.world_size:  # a process without an image would leave DDP's collectives
+            raise ResultError(f"{self.remaining} images are left to attack but the run has {trainer.world_size} "
+                              f"processes; run it with at most {self.remaining} (--trainer.devices, --trainer.num_nodes)")
         if self._earlier.images and trainer.is_global_zero:
-            total = len(trainer.datamodule.dataset)
-            say(f"resuming: {len(self._earlier.images)} of {total} images are journalled in {self.out_dir}; "
-                f"attacking the other {total - len(self._earlier.images)}", sys.stderr)
-        self._journal = JournalWriter(self.out_dir, trainer.global_rank, parts)
+            say(f"resuming: {total - self.remaining} of {total} images are journalled in {self.out_dir}; "
+                + (f"attacking the other {self.remaining}" if self.remaining else "writing the result"), sys.stderr)
+        if self.remaining:
+            numerics = vars(NumericsInfo.current(trainer.strategy.root_device, *_numerics_options(trainer, pl_module)))
+            self._journal = JournalWriter(self.out_dir, trainer.global_rank, parts, numerics)
 
     def fingerprint_parts(self, trainer, pl_module) -> dict:
         """Everything that decides the numbers (not where they go or how they are shown)."""
@@ -93,8 +111,7 @@ class ResultsWriter(pl.Callback):
         for name in dict.fromkeys([*pl_module.source_names, *pl_module.target_names]):
             known = (pl_module.source_models or {}).get(name)
             checkpoints[name] = known["checkpoint_sha256"] if known else sha256_file(get_model_entry(name).checkpoint_path)
-        numerics = NumericsInfo.current(trainer.strategy.root_device, getattr(source, "autocast", None),
-                                        getattr(pl_module, "channels_last", False), getattr(source, "compile", None))
+        numerics = NumericsInfo.current(trainer.strategy.root_device, *_numerics_options(trainer, pl_module))
         return {"config": self.run_config or {}, "attacks": {a.name: a.settings_hash for a in source.attack_infos()},
                 "seeds": list(source.seeds), "checkpoints": checkpoints,
                 "images": sorted(sample.name for sample in trainer.datamodule.dataset.samples),
@@ -142,8 +159,7 @@ class ResultsWriter(pl.Callback):
             for name, array in zip(batch["name"], pixels):
                 relative = condition_path(condition if condition == CLEAN else tuple(condition), name)
                 path = self.out_dir / "adv" / relative
-                path.parent.mkdir(parents=True, exist_ok=True)
-                Image.fromarray(array).save(path, format="PNG")
+                write_atomic(path, lambda handle, array=array: Image.fromarray(array).save(handle, format="PNG"))
                 self._saved.append(SavedFile(relative, sha256_file(path)))
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
@@ -153,23 +169,39 @@ class ResultsWriter(pl.Callback):
         images = pl_module.image_records(self._earlier.records) if self._earlier.records else attempt
         perturbations = pl_module.perturbation_records(self._earlier.perturbations)
         saved = [*self._earlier.saved, *(_gather(self._saved) if self.save_adv else [])]
-        if trainer.sanity_checking:
+        if self._journal is not None:
+            self._journal.close()
+        if trainer.sanity_checking or not trainer.is_global_zero:
             return
         wall = time.perf_counter() - self._start
+        self.finish(trainer, pl_module, scores, images, attempt, perturbations, saved, wall)
+
+    def finish_from_journal(self, trainer, pl_module) -> None:
+        """The end of a run whose journal held every image (Lightning skipped the empty loop): derive
+        the result from the journal alone and write it (rank 0; no collective, no attack)."""
+        if self.result is not None or self.remaining != 0 or not trainer.is_global_zero:
+            return
+        start = time.perf_counter()
+        _background_loggers(trainer, "start_run")
+        _background_loggers(trainer, "wait_for_run")
+        images = tuple(sorted(self._earlier.records, key=image_record_order(pl_module.target_names, pl_module.attacked)))
+        perturbations = tuple(sorted(self._earlier.perturbations, key=lambda r: (r.image, r.source, r.condition, r.seed)))
+        self.finish(trainer, pl_module, None, images, (), perturbations, list(self._earlier.saved),
+                    time.perf_counter() - start)
+
+    def finish(self, trainer, pl_module, scores, images, attempt, perturbations, saved, wall: float) -> None:
+        """Derive the result from every per-image record and write it (rank 0): results.json, the saved
+        set's manifest, the reports, the loggers, and only then remove the journal."""
         attack_cb = _adversarial_source(trainer)
         result = self._result(trainer.datamodule, pl_module, attack_cb, scores, images, attempt, perturbations, wall)
         self.result = result
-        if self._journal is not None:
-            self._journal.close()
-        if not trainer.is_global_zero:
-            return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         write_result(self.out_dir / "results.json", result)
         if self.save_adv:
             self._write_manifest(result, saved, attack_cb)
-        remove_journals(self.out_dir)
         table, heatmaps = write_reports(result, self.out_dir)
         wandb_dir = log_run(trainer.loggers, result, self._examples, heatmaps, self.out_dir)
+        remove_journals(self.out_dir)  # last: until here a rerun (or benchmark finalize) writes it all again
         if not self.quiet:
             say("\n" + table)
             if self.per_class != "none":
@@ -192,6 +224,14 @@ class ResultsWriter(pl.Callback):
             result_sha256=sha256_file(self.out_dir / "results.json"),
             files=tuple(sorted(saved, key=lambda f: f.path)))
         write_manifest(self.out_dir / "adv", manifest)
+
+    def _numerics(self, module, attack_cb: AdversarialSource, attempt) -> NumericsInfo:
+        """The numerics the records were computed under: this attempt's, or, when it attacked nothing
+        (the journal held every image), the journal's."""
+        if not attempt and self._earlier.numerics is not None:
+            return NumericsInfo(**self._earlier.numerics)
+        return NumericsInfo.current(module.device, getattr(attack_cb, "autocast", None), module.channels_last,
+                                    getattr(attack_cb, "compile", None))
 
     def _result(self, data, module, attack_cb: AdversarialSource, scores, images, attempt, perturbations,
                 wall: float) -> RunResult:
@@ -224,14 +264,20 @@ class ResultsWriter(pl.Callback):
                          attacks=attacks, seeds=tuple(attack_cb.seeds), adv_format=attack_cb.adv_format,
                          intervals=self.intervals, provenance=attack_cb.provenance,
                          versions=Versions.current(mmseg=library_versions()["mmseg"]),
-                         numerics=NumericsInfo.current(module.device, getattr(attack_cb, "autocast", None),
-                                                       module.channels_last, getattr(attack_cb, "compile", None)),
+                         numerics=self._numerics(module, attack_cb, attempt),
                          timings=Timings(wall_s=round(wall, 3),
                                          images_per_s=round(len({r.image for r in attempt}) / max(wall, 1e-9), 4)),
                          metrics=metrics, summaries=summaries, comparisons=comparisons,
                          perturbation_summaries=perturbation_summaries(perturbations, [s.id for s in sources],
                                                                        [a.name for a in attacks]),
                          images=images, perturbations=perturbations)
+
+
+def _numerics_options(trainer, pl_module) -> tuple:
+    """(autocast, channels_last, compile) of the run, for :meth:`NumericsInfo.current`."""
+    source = _adversarial_source(trainer)
+    return (getattr(source, "autocast", None), getattr(pl_module, "channels_last", False),
+            getattr(source, "compile", None))
 
 
 def _background_loggers(trainer, method: str) -> None:

@@ -14,7 +14,11 @@ def build_segmentor(*args, **kwargs):
 
 
 def build_zoo_model(name: str, device="cpu", mode=None, strict=True, checkpoint_windows=False):
-    """Build the zoo model ``name`` with its checkpoint, verifying the recorded sha256 first."""
+    """Build the zoo model ``name`` with its checkpoint, verifying the recorded sha256 first.
+
+    A checkpoint error (checksum, format, keys, non-finite weights) is re-raised with the prefix
+    ``model '<name>': `` so that a run with several models says which one is at fault.
+    """
     from benchmark.errors import CheckpointError
 
     entry = get_model_entry(name)
@@ -22,9 +26,12 @@ def build_zoo_model(name: str, device="cpu", mode=None, strict=True, checkpoint_
     if not path.is_file():
         hint = f"; run: benchmark fetch-checkpoint {name}" if entry.url else ""
         raise CheckpointError(f"checkpoint of model {name!r} not found: {path}{hint}")
-    return build_segmentor(entry.config_path, checkpoint=path, device=device, mode=mode or entry.mode,
-                           strict=strict, expected_sha256=entry.sha256, checkpoint_windows=checkpoint_windows,
-                           default_crop_size=entry.crop_size)
+    try:
+        return build_segmentor(entry.config_path, checkpoint=path, device=device, mode=mode or entry.mode,
+                               strict=strict, expected_sha256=entry.sha256, checkpoint_windows=checkpoint_windows,
+                               default_crop_size=entry.crop_size)
+    except CheckpointError as err:
+        raise type(err)(f"model {name!r}: {err}") from None
 
 
 __all__ = ["ModelEntry", "build_segmentor", "build_zoo_model", "get_model_entry", "load_zoo"]

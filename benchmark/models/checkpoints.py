@@ -12,7 +12,7 @@ Formats read (:func:`read_checkpoint`), all without running code from the file:
 The weights are found under ``state_dict``, ``model`` or ``module`` (or are the file's top level);
 everything else is metadata. A key prefix that the model lacks (``module.`` from DDP/DataParallel,
 ``model.`` from a Lightning module) is stripped when that makes the keys match. TorchScript archives
-are refused: they are programs.
+are refused: they are programs. Weights holding NaN or inf are refused before loading.
 """
 
 from __future__ import annotations
@@ -127,6 +127,10 @@ def load_weights(module: nn.Module, path: str | os.PathLike, strict: bool = True
 
     Returns:
         the :class:`LoadReport`.
+
+    Raises:
+        CheckpointError: keys or shapes do not match, or a floating-point tensor that would be loaded
+            (parameter or buffer) holds NaN or inf (see :func:`check_finite`).
     """
     checkpoint = read_checkpoint(path)
     own = module.state_dict()
@@ -152,10 +156,27 @@ def load_weights(module: nn.Module, path: str | os.PathLike, strict: bool = True
             f"{path}: shape mismatch for {key}: file {tuple(weights[key].shape)} vs model "
             f"{tuple(own[key].shape)} ({len(mismatched)} mismatched keys)"
         )
+    check_finite(weights, [key for key in own if key in weights], path)
     module.load_state_dict({key: value for key, value in weights.items() if key in own}, strict=strict)
     if missing or unexpected:
         warnings.warn(report.summary(), stacklevel=2)
     return report
+
+
+def check_finite(weights: Mapping[str, torch.Tensor], keys, path: str | os.PathLike) -> None:
+    """Refuse non-finite weights: the first floating-point tensor among ``keys`` (in that order) holding
+    NaN or inf raises a CheckpointError naming it and counting its NaN and inf values.
+
+    A diverged run, a bad conversion or an fp16 overflow leaves such tensors; the model then predicts
+    one class everywhere and would be scored as if it worked. One ``isfinite`` pass per tensor; the
+    counts are taken for the culprit only.
+    """
+    for key in keys:
+        tensor = weights[key]
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            nan, inf = int(torch.isnan(tensor).sum()), int(torch.isinf(tensor).sum())
+            raise CheckpointError(f"{path}: tensor {key} holds {nan:,} NaN and {inf:,} inf of {tensor.numel():,} "
+                                  "values; the checkpoint is damaged or its training diverged")
 
 
 def align_keys(weights: Mapping[str, torch.Tensor], model_keys) -> tuple[dict[str, torch.Tensor], str]:

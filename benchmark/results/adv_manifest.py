@@ -3,7 +3,9 @@
 ``OUT_DIR/adv/manifest.json`` lists every PNG of the set with its sha256, the dataset and the image
 names in order, the source models (config, checkpoint sha256), every attack's full settings and hash,
 the seeds and each attack's budget in integer levels (``e = floor(255 eps + 1e-6)``), and the sha256 of
-the attacking run's ``results.json``. :func:`check_files` refuses a set whose files are missing, extra
+the attacking run's ``results.json``. The budgets are a copy for readers: the budget of an attack is always
+derived from the eps of its settings (which its settings hash protects), and a manifest whose ``budgets``
+differ from that is refused (pitfalls §23). :func:`check_files` refuses a set whose files are missing, extra
 or altered; :func:`check_budget` one whose adversarial images leave the budget around their clean image.
 Layout: ``clean/<image>.png`` and ``<source>/<attack>/seed<k>/<image>.png``.
 """
@@ -66,13 +68,29 @@ class AdvManifest:
             raise ResultError("manifest: files must be exactly one PNG per image and condition")
         if sorted(b.attack for b in self.budgets) != sorted(a.name for a in self.attacks):
             raise ResultError("manifest: one budget per attack")
+        for entry in self.budgets:  # derived again, never trusted (pitfalls §23): settings_hash covers eps
+            eps = attack_eps(next(a for a in self.attacks if a.name == entry.attack))
+            if entry.levels != budget_levels(eps):
+                raise ResultError(f"budgets gives {entry.attack} {entry.levels} levels but its settings (eps "
+                                  f"{eps:.4f} = {round(255 * eps, 4):g}/255) allow {budget_levels(eps)}; "
+                                  "the manifest was edited")
 
     def conditions(self) -> list:
         """"clean" and every (source id, attack, seed) of the set."""
         return [CLEAN, *((s.id, a.name, seed) for s in self.sources for a in self.attacks for seed in self.seeds)]
 
     def budget(self, attack: str) -> int:
-        return next(b.levels for b in self.budgets if b.attack == attack)
+        """The budget of ``attack`` in levels, derived from its settings' eps (``budgets`` only agrees with it)."""
+        return budget_levels(attack_eps(next(a for a in self.attacks if a.name == attack)))
+
+
+def attack_eps(attack: AttackInfo) -> float:
+    """``eps`` of the attack's flat settings; ResultError if it has none (a saved set needs a budget)."""
+    eps = attack.settings.get("eps")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps <= 1:
+        raise ResultError(f"attack {attack.name}: its settings hold no eps in (0, 1] (got {eps!r}), so its saved "
+                          "files have no budget to check")
+    return float(eps)
 
 
 def budget_levels(eps: float) -> int:

@@ -38,6 +38,7 @@ from benchmark.results.schema import (
     SummaryRecord,
     Versions,
     check_image_records,
+    check_perturbation_records,
 )
 from benchmark.results.tracks import TrackInfo, short_hash
 
@@ -108,6 +109,7 @@ class LeaderboardEntry:
         if sorted(r.target for r in self.summaries) != sorted(self.targets):
             raise ResultError(f"entry '{self.attack.name}': one seed summary per target")
         check_image_records(self.images, {r.key: r for r in self.metrics}, self.dataset)
+        check_perturbation_records(self.perturbations, self.source_ids, (self.attack,), self.seeds, self.dataset)
 
     @property
     def targets(self) -> tuple[str, ...]:

@@ -55,27 +55,30 @@ class JournalState:
     perturbations: tuple[PerturbationRecord, ...]
     saved: tuple[SavedFile, ...]
     dropped_lines: int
+    numerics: dict | None = None  # the numerics the journal was written under (its header), if recorded
 
 
 def journal_dir(out_dir: str | os.PathLike[str]) -> Path:
     return Path(out_dir) / JOURNAL_DIR
 
 
-def read_journals(out_dir: str | os.PathLike[str], expected: Mapping[str, str]) -> JournalState:
-    """Every rank's journal under ``out_dir`` (empty state if there is none).
+def read_journals(out_dir: str | os.PathLike[str], expected: Mapping[str, str], ignore: Iterable[str] = ()) -> JournalState:
+    """Every rank's journal under ``out_dir`` (empty state if there is none); fingerprint parts named in
+    ``ignore`` are not compared (``benchmark finalize`` on another device: ``"numerics"``).
 
     Raises:
         JournalMismatch: a journal's fingerprint differs from ``expected`` (the message names the part).
         ResultError: a journal line other than the last one is not valid JSON (a damaged file).
     """
-    images, records, perturbations, saved, dropped = set(), [], [], [], 0
+    images, records, perturbations, saved, dropped, numerics = set(), [], [], [], 0, None
     for path in sorted(journal_dir(out_dir).glob("rank-*.jsonl")):
         lines, torn = _complete_lines(path)
         dropped += torn
         if not lines:
             continue
         header = _parse(lines[0], path, 1)
-        _check_fingerprint(header.get("fingerprint", {}), expected, out_dir)
+        _check_fingerprint(header.get("fingerprint", {}), expected, out_dir, tuple(ignore))
+        numerics = header.get("numerics", numerics)
         for number, line in enumerate(lines[1:], start=2):
             batch = _parse(line, path, number)
             images.update(batch["names"])
@@ -83,13 +86,14 @@ def read_journals(out_dir: str | os.PathLike[str], expected: Mapping[str, str]) 
             perturbations += codec.decode(tuple[PerturbationRecord, ...], batch["perturbations"], str(path),
                                           f"line {number}")
             saved += codec.decode(tuple[SavedFile, ...], batch["saved"], str(path), f"line {number}")
-    return JournalState(frozenset(images), tuple(records), tuple(perturbations), tuple(saved), dropped)
+    return JournalState(frozenset(images), tuple(records), tuple(perturbations), tuple(saved), dropped, numerics)
 
 
 class JournalWriter:
     """Appends one rank's finished batches to ``OUT_DIR/journal/rank-<rank>.jsonl``."""
 
-    def __init__(self, out_dir: str | os.PathLike[str], rank: int, parts: Mapping[str, str]):
+    def __init__(self, out_dir: str | os.PathLike[str], rank: int, parts: Mapping[str, str],
+                 numerics: Mapping[str, Any] | None = None):
         self.path = journal_dir(out_dir) / f"rank-{rank}.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lines, torn = _complete_lines(self.path) if self.path.exists() else ([], 0)
@@ -98,7 +102,8 @@ class JournalWriter:
                 handle.truncate(sum(len(line) + 1 for line in lines))
         self._handle = open(self.path, "a", encoding="utf-8")
         if not lines:
-            self._write({"journal_version": JOURNAL_VERSION, "fingerprint": dict(parts)})
+            header = {"journal_version": JOURNAL_VERSION, "fingerprint": dict(parts)}
+            self._write(header if numerics is None else {**header, "numerics": dict(numerics)})
 
     def append(self, names: Iterable[str], records: Iterable[ImageRecord], perturbations: Iterable[PerturbationRecord],
                saved: Iterable[SavedFile]) -> None:
@@ -106,9 +111,12 @@ class JournalWriter:
                      "perturbations": codec.encode(tuple(perturbations)), "saved": codec.encode(tuple(saved))})
 
     def _write(self, value: dict) -> None:
-        self._handle.write(json.dumps(value, separators=(",", ":"), allow_nan=False) + "\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        try:
+            self._handle.write(json.dumps(value, separators=(",", ":"), allow_nan=False) + "\n")
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as err:  # name the file (a full disk says only "No space left on device")
+            raise OSError(err.errno, err.strerror, str(self.path)) from None
 
     def close(self) -> None:
         self._handle.close()
@@ -158,10 +166,13 @@ def _parse(line: str, path: Path, number: int) -> dict:
     return value
 
 
-def _check_fingerprint(found: Mapping[str, str], expected: Mapping[str, str], out_dir) -> None:
+def _check_fingerprint(found: Mapping[str, str], expected: Mapping[str, str], out_dir, ignore: tuple[str, ...] = ()) -> None:
     if found.get("all") == expected.get("all"):
         return
-    differing = sorted(name for name in set(found) | set(expected) if name != "all" and found.get(name) != expected.get(name))
+    differing = sorted(name for name in set(found) | set(expected)
+                       if name not in ("all", *ignore) and found.get(name) != expected.get(name))
+    if ignore and not differing:
+        return
     what = ", ".join(differing) or "its format"
     raise JournalMismatch(f"{out_dir} holds an interrupted run of another configuration (its {what} differ); "
                           f"rerun with --fresh to discard it, or choose another --results.out_dir")

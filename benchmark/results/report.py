@@ -17,6 +17,7 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmark.fileio import write_atomic
 from benchmark.results.schema import CLEAN, RunResult, SummaryRecord
 
 WHITE_BOX_MARK = "white-box"
@@ -236,8 +237,7 @@ def heatmap_png(path: str | os.PathLike[str], values: Sequence[Sequence[float | 
     fig.suptitle(textwrap.fill(title, width=max(int(width * 100 / 6.5), 30)), fontsize=9)
     fig.colorbar(image, ax=ax, label="adversarial mIoU (%)")
     fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", metadata={"Software": None})
+    write_atomic(path, lambda handle: fig.savefig(handle, format="png", metadata={"Software": None}))
 
 
 def _annotation(summary: SummaryRecord) -> str:
@@ -267,12 +267,14 @@ def matrix_heatmap(result: RunResult, attack: str, path: str | os.PathLike[str])
 def write_per_class_csv(result: RunResult, path: str | os.PathLike[str]) -> None:
     """``per_class_metrics.csv``: target, source, condition, seed, class index and name, IoU, Acc (fractions)."""
     import csv
+    import io
 
     rows = per_class_rows(result)
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in rows)
+    write_atomic(path, lambda handle: handle.write(text.getvalue().encode("utf-8")))
 
 
 def write_reports(result: RunResult, out_dir: str | os.PathLike[str]) -> tuple[str, list[Path]]:
@@ -280,10 +282,10 @@ def write_reports(result: RunResult, out_dir: str | os.PathLike[str]) -> tuple[s
     Markdown, heatmap paths).
 
     One source: ``heatmap.png``. Several: ``heatmap_<source>.png`` per source and
-    ``matrix_<attack>.png`` per attack."""
+    ``matrix_<attack>.png`` per attack. Each file is written atomically (the old one or the whole new one)."""
     out = Path(out_dir)
     text = results_markdown(result)
-    (out / "results.md").write_text(text)
+    write_atomic(out / "results.md", lambda handle: handle.write(text.encode("utf-8")))
     write_per_class_csv(result, out / "per_class_metrics.csv")
     paths = []
     if len(result.sources) == 1:

@@ -566,7 +566,7 @@ class RunResult:
                and all(r.seeds == self.seeds for r in self.summaries),
                "summaries must hold exactly one record per target x source x attack, over the run's seeds")
         check_image_records(self.images, index, self.dataset)
-        check_perturbation_records(self.perturbations, self.source_ids, self.attack_names, self.seeds, self.dataset)
+        check_perturbation_records(self.perturbations, self.source_ids, self.attacks, self.seeds, self.dataset)
 
     def condition_keys(self) -> list[tuple[str, str | None, str, int | None]]:
         """Every (target, source, condition, seed) the run scores, in a fixed order."""
@@ -621,15 +621,29 @@ class RunResult:
         return target in info.models
 
 
-def check_perturbation_records(records, sources, attacks, seeds, dataset: DatasetInfo) -> None:
-    """One perturbation record per image x source x attack x seed (or none: a version-1 file)."""
+#: float32 rounding allowed above eps when a perturbation is measured (|adv - clean| of float32 images)
+LINF_TOLERANCE = 1e-6
+
+
+def check_perturbation_records(records, sources, attacks: tuple[AttackInfo, ...], seeds, dataset: DatasetInfo) -> None:
+    """One perturbation record per image x source x attack x seed (or none: a version-1 file), each
+    within its attack's budget: ``linf <= eps + LINF_TOLERANCE``, eps read from the attack's settings
+    (which its settings hash protects), never from a field beside them (pitfalls §23)."""
     if not records:
         return
     keys = [(r.image, r.source, r.condition, r.seed) for r in records]
     _check(len(set(keys)) == len(keys), "perturbations: duplicate records")
-    wanted = {(s, a, seed) for s in sources for a in attacks for seed in seeds}
+    wanted = {(s, a.name, seed) for s in sources for a in attacks for seed in seeds}
     _check({k[1:] for k in keys} == wanted and len(keys) == len(wanted) * dataset.num_images,
            "perturbations must hold one record per image, source, attack and seed")
+    # an attack without a numeric eps has no budget (and no track): submit refuses it, evaluate's manifest too
+    budgets = {a.name: float(a.settings["eps"]) for a in attacks
+               if isinstance(a.settings.get("eps"), (int, float)) and not isinstance(a.settings["eps"], bool)}
+    for r in records:
+        eps = budgets.get(r.condition)
+        if eps is not None and r.linf > eps + LINF_TOLERANCE:
+            raise ResultError(f"perturbations: image {r.image} under {r.condition} from {r.source} moved "
+                              f"{255 * r.linf:.2f}/255, over its eps {255 * eps:.2f}/255")
 
 
 def check_image_records(images: tuple[ImageRecord, ...], metrics: Mapping[tuple, MetricRecord],

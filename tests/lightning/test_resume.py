@@ -186,6 +186,7 @@ def test_data_problems_in_the_last_image_fail_before_any_attack(how, extra, culp
     errors = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("note:")]
     assert result.returncode == 2 and len(errors) == 1 and culprit in errors[0], result.stderr[-2000:]
     assert not (tmp_path / "run" / "journal").exists()  # no batch was attacked
+    assert not (tmp_path / "run" / ".lock").exists()  # a refused run leaves no lock behind (another node's rerun)
     assert time.monotonic() - start < 120
 
 
