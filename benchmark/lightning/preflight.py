@@ -80,13 +80,13 @@ def _netrc_has_wandb() -> bool:
         return False
 
 
-KEPT_ON_RESUME = ("adv", "run.log")  # a resumed run's own: the saved PNGs its journal lists, its log
+KEPT_ON_RESUME = ("adv", "run.log", "config.yaml")  # a resumed run's own: its saved PNGs, log and configuration
 
 
 def prepare_out_dir(out_dir: str | os.PathLike[str], fresh: bool, takeover: bool = False) -> RunLock:
     """Probe and lock ``out_dir`` (``takeover``: take the lock from a run that is gone); remove the
     temporary files of writes a killed run left; move earlier results aside (and, with ``fresh``, the
-    journal). A run that resumes a journal keeps its saved PNGs and its run.log."""
+    journal). A run that resumes a journal keeps its saved PNGs, run.log and config.yaml."""
     path = probe(out_dir)
     lock = RunLock(path, takeover=takeover).acquire()
     try:

@@ -96,7 +96,7 @@ def uninterrupted(data_root, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("whole")
     done = _bench(_args(data_root, tmp / "run"), tmp)
     assert done.returncode == 0, done.stderr[-3000:]
-    return _result(tmp / "run"), _manifest(tmp / "run")
+    return _result(tmp / "run"), _manifest(tmp / "run"), tmp / "run"
 
 
 def _age_lock(out: Path, seconds: float) -> None:
@@ -184,6 +184,19 @@ def test_out_of_disk_names_the_file_keeps_the_journal_and_finalize_writes_the_re
     nothing = _bench(["finalize", str(out)], tmp_path)
     assert nothing.returncode == 2 and "holds no journal: nothing to finalize (its results.json is the result)" \
         in nothing.stderr
+
+
+def test_finalize_writes_the_result_of_an_evaluate_run_killed_while_writing_it(data_root, uninterrupted, tmp_path):
+    args = ["evaluate", "--adv", str(uninterrupted[2] / "adv"), "--targets", "default-segformer-b0",
+            "--data.root", str(data_root),
+            "--results.quiet", "true", "--progress.refresh_rate", "0", "--logger", "none", "--results.out_dir"]
+    whole = _bench([*args, str(tmp_path / "whole")], tmp_path)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    killed = _bench([*args, str(tmp_path / "eval")], tmp_path, fault=("write:results.json", "kill"))
+    assert killed.returncode == -9 and _journalled(tmp_path / "eval") == IMAGES
+    finalized = _bench(["finalize", str(tmp_path / "eval")], tmp_path)
+    assert finalized.returncode == 0, finalized.stderr[-3000:]
+    assert _result(tmp_path / "eval") == _result(tmp_path / "whole")
 
 
 def test_finalize_refuses_an_incomplete_journal(data_root, tmp_path):
