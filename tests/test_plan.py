@@ -102,7 +102,7 @@ def analytic(name: str, **settings) -> tuple[int, int]:
     clean_logits = ((base == "transegpgd" and s["kl_reference"] == "clean") or base == "dag" or "targeted" in mods
                     or s["label_source"] == "clean_pred")
     clean = int(clean_logits) + int(base == "fspgd")
-    transformed = bool(mods & {"ni", "si", "admix", "ssa", "di", "ds", "bsr"}) or base == "fspgd"
+    transformed = bool(mods & {"ni", "si", "admix", "ssa", "di", "tdi", "ds", "bsr", "blur"}) or base == "fspgd"
 
     def best(t: int) -> int:  # best iterate: a final check, and a check per step when the pass saw another point
         return (1 + (t if transformed else 0)) if s["return_iterate"] == "best" else 0

@@ -295,7 +295,7 @@ def run(
             if shifted or not plain:
                 seen = ensemble_logits(models, x_adv)
             best, best_acc = _keep_best(best, best_acc, x_adv, source_accuracy(seen, labels, valid))
-        probe = Probe(x_query.detach(), s.eps, rng, lambda points, t=t: objective(points, t)[0])
+        probe = Probe(x_query.detach(), s.eps, rng, lambda points, t=t: objective(points, t)[0], x_adv.detach())
         for i, g in enumerate(transforms):
             grad, states[i] = g(grad, states[i], probe)
         x_adv, rule_state = plan.step_rule.step(x_adv, grad, values, alpha_t, lower, upper, rule_state, t)

@@ -92,12 +92,15 @@ class Probe:
         rng: the per-image generators.
         gradient: points (N, C, H, W) -> the objective's input gradient there (same step, same parts,
             fresh transform draws); each call costs what one step's gradient costs.
+        iterate: the current iterate x^t, (N, C, H, W), detached: the query point itself unless a
+            look-ahead (NI) moved it. None: the same as ``point``.
     """
 
     point: Tensor
     eps: float
     rng: PerImageRNG
     gradient: Callable[[Tensor], Tensor]
+    iterate: Tensor | None = None
 
 
 class GradTransform(Protocol):

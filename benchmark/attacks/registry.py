@@ -6,11 +6,13 @@ afterwards, and registering a name twice is an error.
 
 Bases: ``fgsm``, ``bim``, ``pgd``, ``segpgd``, ``cospgd``, ``transegpgd``, ``tsallispgd``, ``dag``,
 ``apgd``, ``sea``, ``fspgd`` and the presets ``mifgsm``, ``nifgsm``, ``difgsm``, ``tifgsm`` (= ``bim``
-plus one modifier, alpha = eps / steps, 10 steps). Modifiers, by slot:
+plus one modifier, alpha = eps / steps, 10 steps) and ``tass`` (= ``bim`` + ``ni`` + ``tdi`` + ``blur``,
+TASS as its authors' code has it). Modifiers, by slot:
 
 - gradient transforms: ``mi`` | ``ni`` (momentum), ``vt`` (variance tuning), ``ti``;
 - pixel transforms (at most one): ``si``, ``admix``, ``ssa``;
-- geometry transforms (at most one): ``di``, ``ds``, ``bsr``;
+- geometry transforms (at most one): ``di``, ``tdi``, ``ds``, ``bsr``;
+- filters (at most one): ``blur``, applied to every model input after the geometry transform;
 - ``targeted``: descend towards a target map (bases with a targeted loss only).
 
 Any iterative base joins modifiers with ``+`` (``transegpgd+mi+di+ti``, ``segpgd+vt+ssa``). The
@@ -48,6 +50,7 @@ from benchmark.attacks.settings import (
     AdmixSettings,
     APGDSettings,
     AttackSettings,
+    BlurSettings,
     BSRSettings,
     DAGSettings,
     DISettings,
@@ -60,6 +63,7 @@ from benchmark.attacks.settings import (
     SISettings,
     SSASettings,
     TargetedSettings,
+    TDISettings,
     TISettings,
     TranSegPGDSettings,
     TsallisPGDSettings,
@@ -69,9 +73,11 @@ from benchmark.attacks.transforms.admix import Admix
 from benchmark.attacks.transforms.bsr import BlockShuffleRotation
 from benchmark.attacks.transforms.di import DiverseInputs
 from benchmark.attacks.transforms.ds import DynamicScaling
+from benchmark.attacks.transforms.input_blur import Blurred, InputBlur
 from benchmark.attacks.transforms.momentum import Momentum
 from benchmark.attacks.transforms.si import ScaleInvariance
 from benchmark.attacks.transforms.ssa import SpectrumSimulation
+from benchmark.attacks.transforms.tass_di import TASSDiverseInputs
 from benchmark.attacks.transforms.ti import TranslationInvariant
 from benchmark.attacks.transforms.vt import VarianceTuning
 from benchmark.errors import ConfigError
@@ -123,7 +129,7 @@ class AttackEntry:
 @dataclass(frozen=True)
 class ModifierEntry:
     """A modifier: its settings class, the part factory (modifier settings, base settings) -> part, its
-    slot ("grad", "pixel", "geometry" or "target"), the modifiers it excludes and the settings that
+    slot ("grad", "pixel", "geometry", "filter" or "target"), the modifiers it excludes and the settings that
     count its source passes per step (copies, samples, mixes: what a cheaper run lowers)."""
 
     settings_cls: type
@@ -208,6 +214,12 @@ for _preset, _modifier in (("mifgsm", "mi"), ("nifgsm", "ni"), ("difgsm", "di"),
     _register(_ATTACKS, _preset, AttackEntry(
         IterativeSettings, _ce, _PRESET, accepts_modifiers=False, preset_modifiers=(_modifier,),
     ))
+# TASS (He et al., arXiv:2307.16572) as the authors' ``es_NI_DI_TI`` runs it: NI (decay 1) on CE with
+# the ground truth, DI shrinking by up to 30 px with p 0.7, a 5x5 Gaussian blur of the model input
+# after DI, 10 steps of eps / 10 from the clean image (README "TASS").
+_register(_ATTACKS, "tass", AttackEntry(
+    IterativeSettings, _ce, _PRESET, accepts_modifiers=False, preset_modifiers=("ni", "tdi", "blur"),
+))
 
 
 def _part(cls: type) -> Callable[[Any, Any], Any]:
@@ -228,9 +240,11 @@ _register(_MODIFIERS, "admix", ModifierEntry(AdmixSettings, _part(Admix), "pixel
 _register(_MODIFIERS, "ssa", ModifierEntry(SSASettings, _part(SpectrumSimulation), "pixel",
                                           copy_fields=("ssa_copies",)))
 _register(_MODIFIERS, "di", ModifierEntry(DISettings, lambda m, b: DiverseInputs(m), "geometry"))
+_register(_MODIFIERS, "tdi", ModifierEntry(TDISettings, _part(TASSDiverseInputs), "geometry"))
 _register(_MODIFIERS, "ds", ModifierEntry(DSSettings, _part(DynamicScaling), "geometry"))
 _register(_MODIFIERS, "bsr", ModifierEntry(BSRSettings, _part(BlockShuffleRotation), "geometry",
                                           copy_fields=("bsr_copies",)))
+_register(_MODIFIERS, "blur", ModifierEntry(BlurSettings, _part(InputBlur), "filter"))
 _register(_MODIFIERS, "ti", ModifierEntry(TISettings, lambda m, b: TranslationInvariant(m), "grad"))
 _register(_MODIFIERS, "targeted", ModifierEntry(
     TargetedSettings, lambda m, b: core.TargetSpec(m.target_rule, m.target_class), "target"
@@ -238,7 +252,7 @@ _register(_MODIFIERS, "targeted", ModifierEntry(
 
 ATTACKS: Mapping[str, AttackEntry] = MappingProxyType(_ATTACKS)
 MODIFIERS: Mapping[str, ModifierEntry] = MappingProxyType(_MODIFIERS)
-MODIFIER_ORDER = ("mi", "ni", "vt", "si", "admix", "ssa", "di", "ds", "bsr", "ti", "targeted")
+MODIFIER_ORDER = ("mi", "ni", "vt", "si", "admix", "ssa", "di", "tdi", "ds", "bsr", "blur", "ti", "targeted")
 #: The combinations attacks.md lists (plus NI and the classification transfer family on the bases
 #: the issue names), which tests and the speed benchmark run besides ATTACKS.
 LISTED_COMBINATIONS = ("transegpgd+mi", "transegpgd+ni", "transegpgd+di", "transegpgd+ti", "transegpgd+mi+di+ti",
@@ -318,7 +332,7 @@ def _parse(name: str) -> tuple[str, list[str]]:
         clash = [m for m in MODIFIERS[mod].excludes if m in mods]
         if clash:
             raise ConfigError(f"attack name {name!r}: {mod!r} and {clash[0]!r} are mutually exclusive")
-    for slot in ("pixel", "geometry"):
+    for slot in ("pixel", "geometry", "filter"):
         used = [m for m in mods if MODIFIERS[m].kind == slot]
         if len(used) > 1:
             raise ConfigError(f"attack name {name!r}: {used[0]!r} and {used[1]!r} are both {slot} transforms; "
@@ -327,10 +341,10 @@ def _parse(name: str) -> tuple[str, list[str]]:
         with_mode = ", ".join(b for b, e in ATTACKS.items() if e.targeted_loss is not None)
         raise ConfigError(f"attack name {name!r}: {base!r} has no targeted mode; bases with one: {with_mode}")
     if entry.make_feature_loss is not None:
-        geometry = [m for m in mods if MODIFIERS[m].kind == "geometry"]
+        geometry = [m for m in mods if MODIFIERS[m].kind in ("geometry", "filter")]
         if geometry:
             raise ConfigError(f"attack name {name!r}: {base!r} compares features position by position, so it "
-                              f"takes no geometry transform ({geometry[0]!r})")
+                              f"takes no geometry transform or filter ({geometry[0]!r})")
     return base, sorted(mods, key=MODIFIER_ORDER.index)
 
 
@@ -368,13 +382,15 @@ def build_attack(name: str, /, **settings: Any) -> Attack:
     routed = _route(canonical, entry, classes, settings)
     base_settings = entry.settings_cls(**routed[0])
     mod_settings = tuple(cls(**kw) for cls, kw in zip(classes[1:], routed[1:]))
-    parts: dict[str, Any] = {"grad": [], "pixel": None, "geometry": None, "target": None}
+    parts: dict[str, Any] = {"grad": [], "pixel": None, "geometry": None, "filter": None, "target": None}
     for mod, ms in zip(mod_names, mod_settings):
         part = MODIFIERS[mod].make_part(ms, base_settings)
         if MODIFIERS[mod].kind == "grad":
             parts["grad"].append(part)
         else:
             parts[MODIFIERS[mod].kind] = part
+    if parts["filter"] is not None:  # the core has no slot after the geometry transform: compose them
+        parts["geometry"] = Blurred(parts["geometry"], parts["filter"])
     if parts["target"] is not None and entry.targeted_loss(base_settings) is None:
         raise ConfigError(f"attack {canonical!r}: this configuration of {base!r} has no targeted mode")
 

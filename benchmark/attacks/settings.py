@@ -19,6 +19,12 @@ from benchmark.errors import ConfigError
 
 STEP_SCHEDULES = ("constant", "linear", "cosine", "uniform")
 
+#: Dataclass field metadata key: the field is left out of ``to_dict()`` -- so out of result files and
+#: the settings hash -- while it holds its default. For options added after results were recorded
+#: without them: the default reproduces those results and keeps their hashes (the result schema's
+#: ``benchmark.results.codec.OMIT_DEFAULT`` does the same for result records).
+OMIT_DEFAULT = "omit_default"
+
 
 def _fail(field_name: str, value: Any, why: str) -> None:
     raise ConfigError(f"{field_name}={value!r}: {why}")
@@ -56,10 +62,12 @@ def _unit_interval(field_name: str, value: Any, *, low_open: bool = False, high:
 
 
 class _Flat:
-    """Mixin: a flat dict of the resolved fields (every field is a scalar)."""
+    """Mixin: a flat dict of the resolved fields (every field is a scalar); a field marked
+    :data:`OMIT_DEFAULT` appears only when it differs from its default."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # type: ignore[arg-type]
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)  # type: ignore[arg-type]
+                if not (f.metadata.get(OMIT_DEFAULT) and getattr(self, f.name) == f.default)}
 
 
 @dataclass(frozen=True)
@@ -168,6 +176,10 @@ class TranSegPGDSettings(IterativeSettings):
         stage1_steps: T1, steps of stage 1 in [0, steps]; None means steps // 2 (A3).
         stage_switch: "fixed" (at T1) | "all_fooled" (per image, no valid pixel correct) (A3).
         stage1_split: "correct" (argmax == label) | "confident" (p[label] > 1/2) hard pixels (A1).
+        stage1_priority: which stage-1 branch gets the high weight 1 - gamma_t (A17): "correct" (the
+            hard pixels of ``stage1_split``, default) | "fooled" (the other valid pixels: the project
+            description's "higher weight to misclassified pixels"). Recorded only when "fooled", so
+            results and hashes from before the option stay valid.
         stage1_weight / stage2_weight: "segpgd" (linear ramp) | "constant" (gamma / beta) (A2).
         gamma / beta: constant weights in [0, 1/2] of the easy branch (A2).
         lambda_offset: 0 or 1, ramp (t + offset) / (2 * horizon) (A2).
@@ -192,6 +204,7 @@ class TranSegPGDSettings(IterativeSettings):
     stage1_steps: int | None = None
     stage_switch: str = "fixed"
     stage1_split: str = "correct"
+    stage1_priority: str = field(default="correct", metadata={OMIT_DEFAULT: True})
     stage1_weight: str = "segpgd"
     stage2_weight: str = "segpgd"
     gamma: float = 0.1
@@ -213,6 +226,7 @@ class TranSegPGDSettings(IterativeSettings):
         object.__setattr__(self, "stage1_steps", t1)
         _choice("stage_switch", self.stage_switch, ("fixed", "all_fooled"))
         _choice("stage1_split", self.stage1_split, ("correct", "confident"))
+        _choice("stage1_priority", self.stage1_priority, ("correct", "fooled"))
         _choice("stage1_weight", self.stage1_weight, ("segpgd", "constant"))
         _choice("stage2_weight", self.stage2_weight, ("segpgd", "constant"))
         object.__setattr__(self, "gamma", _unit_interval("gamma", self.gamma, high=0.5))
@@ -298,13 +312,8 @@ class TISettings(_Flat):
     nsig: float = 3.0
 
     def __post_init__(self) -> None:
-        k = _int("kernel_size", self.kernel_size)
-        if k < 1 or k % 2 == 0:
-            _fail("kernel_size", self.kernel_size, "must be an odd integer >= 1")
-        nsig = _real("nsig", self.nsig)
-        if nsig <= 0:
-            _fail("nsig", self.nsig, "must be > 0")
-        object.__setattr__(self, "nsig", nsig)
+        _odd_kernel("kernel_size", self.kernel_size)
+        object.__setattr__(self, "nsig", _positive("nsig", self.nsig))
 
 
 @dataclass(frozen=True)
@@ -324,6 +333,9 @@ class AttackSettings:
         flat: dict[str, Any] = {"attack": self.name}
         for part in (self.base, *self.modifiers):
             flat.update(part.to_dict())
+        revision = code_revision(self)
+        if revision > 1:  # recorded only when it moved: every other attack keeps its hash
+            flat["revision"] = revision
         return flat
 
     def settings_hash(self) -> str:
@@ -339,6 +351,13 @@ ACTIVE_SETS = ("correct", "not_target")
 APGD_LOSSES = ("ce", "masked_ce", "balanced_ce", "balanced_masked_ce", "js", "mask_norm")
 RADIUS_SCHEDULES = ("constant", "progressive")
 CONTEXT_FEATURES = ("raw", "normalised")
+
+
+def _odd_kernel(field_name: str, value: Any) -> None:
+    """A Gaussian kernel's side: an odd integer >= 1 (pixels)."""
+    k = _int(field_name, value)
+    if k < 1 or k % 2 == 0:
+        _fail(field_name, value, "must be an odd integer >= 1")
 
 
 def _positive(field_name: str, value: Any) -> float:
@@ -652,3 +671,58 @@ class TargetedSettings(_Flat):
 
     def __post_init__(self) -> None:
         _target_fields(self)
+
+
+@dataclass(frozen=True)
+class TDISettings(_Flat):
+    """TASS's diverse inputs: shrink by up to ``tdi_shrink`` pixels, pad back, no mapping back.
+
+    Paper: "Transferable Attack for Semantic Segmentation", He et al., arXiv:2307.16572 (the
+    authors' code, ``attacks.py``, ``es_NI_DI_TI``); a variant of DI (arXiv:1803.06978).
+
+    Args:
+        tdi_shrink: k >= 1, pixels; h' ~ U{H - k, ..., H - 1} (at least 1), likewise w' (default 30).
+        tdi_prob: per-image probability of transforming, in [0, 1] (default 0.7).
+    """
+
+    tdi_shrink: int = 30
+    tdi_prob: float = 0.7
+
+    def __post_init__(self) -> None:
+        _count("tdi_shrink", self.tdi_shrink)
+        object.__setattr__(self, "tdi_prob", _unit_interval("tdi_prob", self.tdi_prob))
+
+
+@dataclass(frozen=True)
+class BlurSettings(_Flat):
+    """Gaussian smoothing of every model input, after the geometry transform (TASS's input "TI").
+
+    Paper: "Transferable Attack for Semantic Segmentation", He et al., arXiv:2307.16572; the kernel of
+    TI (arXiv:1904.02884).
+
+    Args:
+        blur_kernel: odd kernel side k >= 1, pixels (default 5).
+        blur_nsig: the kernel spans [-nsig, nsig] standard deviations, > 0 (default 3.0).
+    """
+
+    blur_kernel: int = 5
+    blur_nsig: float = 3.0
+
+    def __post_init__(self) -> None:
+        _odd_kernel("blur_kernel", self.blur_kernel)
+        object.__setattr__(self, "blur_nsig", _positive("blur_nsig", self.blur_nsig))
+
+
+def code_revision(settings: AttackSettings) -> int:
+    """The revision of the code behind ``settings``' numbers: 2 where the checks against the authors'
+    code (README "Checked against the authors' code") changed them, else 1. Recorded in the flat
+    settings only when above 1, so exactly the attacks whose numbers changed get a new settings hash:
+    APGD's checkpoints one step later (``apgd``, ``sea``), TsallisPGD's q schedule (q_end reached at
+    t = T), DAG's ``not_target`` active set (the predicted class's logit), SSA's gradient passed straight
+    through its spectrum transform, and VT's neighbours drawn around x^t under NI."""
+    parts = set(settings.name.split("+"))
+    base = settings.base
+    changed = (isinstance(base, (_APGDRuleSettings, TsallisPGDSettings))
+               or (isinstance(base, DAGSettings) and base.active_set == "not_target")
+               or "ssa" in parts or {"vt", "ni"} <= parts)
+    return 2 if changed else 1

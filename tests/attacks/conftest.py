@@ -31,7 +31,7 @@ def _cpu_numerics():
 
 COMBINATIONS = list(LISTED_COMBINATIONS)
 ALL_NAMES = list(ATTACKS) + COMBINATIONS
-SPATIAL = ("di", "ti", "ds", "bsr", "ssa")  # parts that move gradient between pixels
+SPATIAL = ("di", "tdi", "ti", "blur", "ds", "bsr")  # parts that move gradient between pixels (SSA passes it straight through)
 #: Label-free attacks (FSPGD): the ignore-index invariants do not apply to them.
 LABEL_FREE = [n for n in ALL_NAMES if not build_attack(n).uses_labels]
 
@@ -44,9 +44,9 @@ def build_small(name: str, **settings):
 
 
 def has_modifier(name: str, mods: tuple[str, ...]) -> bool:
-    parts = set(name.split("+")[1:])
-    preset = {"mifgsm": "mi", "nifgsm": "ni", "difgsm": "di", "tifgsm": "ti"}.get(name.split("+")[0])
-    return bool((parts | {preset}) & set(mods))
+    """Whether ``name`` has one of ``mods``, a preset's own modifiers included (``tass``: ni, tdi, blur)."""
+    base, *parts = name.split("+")
+    return bool((set(parts) | set(ATTACKS[base].preset_modifiers)) & set(mods))
 
 
 class TinySegNet(nn.Module):

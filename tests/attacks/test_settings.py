@@ -165,8 +165,9 @@ def test_registries_are_read_only_and_reject_duplicates():
 
 def test_every_listed_name_builds():
     assert {"fgsm", "bim", "pgd", "segpgd", "cospgd", "transegpgd", "mifgsm", "nifgsm", "difgsm", "tifgsm",
-            "tsallispgd", "dag", "apgd", "sea", "fspgd"} == set(ATTACKS)
-    assert set(MODIFIERS) == {"mi", "ni", "di", "ti", "vt", "si", "admix", "ssa", "ds", "bsr", "targeted"}
+            "tsallispgd", "dag", "apgd", "sea", "fspgd", "tass"} == set(ATTACKS)
+    assert set(MODIFIERS) == {"mi", "ni", "di", "ti", "vt", "si", "admix", "ssa", "ds", "bsr", "targeted", "tdi",
+                              "blur"}
     for name in ALL_NAMES:
         assert build_attack(name).name == name
 
@@ -210,3 +211,19 @@ def test_open_points_are_recorded_in_the_settings():
     for name, expected in recorded.items():
         flat = build_attack(name).to_dict()
         assert {key: flat[key] for key in expected} == expected, name
+
+
+def test_only_attacks_whose_numbers_changed_record_a_code_revision():
+    """The reference checks changed APGD's checkpoints, TsallisPGD's q schedule, DAG's not_target set,
+    SSA's gradient and VT's centre under NI: those attacks record revision 2 (a new settings hash),
+    every other attack's settings and hash stay as they were."""
+    from benchmark.attacks import build_attack
+
+    changed = [("apgd", {}), ("sea", {}), ("tsallispgd", {}), ("dag", {"active_set": "not_target"}),
+               ("pgd+ssa", {}), ("bim+ni+vt", {}), ("segpgd+vt+ssa", {})]
+    kept = [("pgd", {}), ("segpgd", {}), ("transegpgd", {}), ("transegpgd+mi", {}), ("dag", {}), ("bim+mi+vt", {}),
+            ("pgd+ni", {}), ("fspgd", {}), ("cospgd", {}), ("pgd+di", {})]
+    for name, options in changed:
+        assert build_attack(name, **options).to_dict()["revision"] == 2, name
+    for name, options in kept:
+        assert "revision" not in build_attack(name, **options).to_dict(), name

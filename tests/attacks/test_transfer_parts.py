@@ -82,15 +82,17 @@ def test_tsallis_q1_is_ce_and_other_q_match_the_definition():
 
 
 def test_q_schedules_endpoints_and_midpoints():
+    # u = t / T (the authors' progress = step / iterations): q_end is reached at t = T, after the last step
     for schedule in ("linear", "cosine"):
-        assert q_at(0, 11, -2.0, 1.0, schedule) == pytest.approx(-2.0)
-        assert q_at(10, 11, -2.0, 1.0, schedule) == pytest.approx(1.0)
-        assert q_at(5, 11, -2.0, 1.0, schedule) == pytest.approx(-0.5)
-    assert q_at(2, 11, -2.0, 1.0, "linear") == pytest.approx(-2.0 + 3 * 0.2)
-    assert q_at(2, 11, -2.0, 1.0, "cosine") == pytest.approx(1.0 - 3 * (1 + math.cos(0.2 * math.pi)) / 2)
+        assert q_at(0, 10, -2.0, 1.0, schedule) == pytest.approx(-2.0)
+        assert q_at(5, 10, -2.0, 1.0, schedule) == pytest.approx(-0.5)
+        assert q_at(10, 10, -2.0, 1.0, schedule) == pytest.approx(1.0)
+    assert q_at(9, 10, -2.0, 1.0, "linear") == pytest.approx(-2.0 + 3 * 0.9)
+    assert q_at(2, 10, -2.0, 1.0, "linear") == pytest.approx(-2.0 + 3 * 0.2)
+    assert q_at(2, 10, -2.0, 1.0, "cosine") == pytest.approx(1.0 - 3 * (1 + math.cos(0.2 * math.pi)) / 2)
     assert all(q_at(t, 11, -2.0, 1.0, "constant") == -2.0 for t in range(11))
     logits, labels, valid = logits_case()
-    at_end = tsallis_loss(logits, labels, ctx(valid, step=9, steps=10), q_start=-2.0, q_end=1.0, q_schedule="linear")
+    at_end = tsallis_loss(logits, labels, ctx(valid, step=10, steps=10), q_start=-2.0, q_end=1.0, q_schedule="linear")
     assert torch.allclose(at_end, ce_loss(logits, labels, ctx(valid)), atol=1e-6)
 
 
@@ -177,9 +179,10 @@ def test_dag_loss_is_the_logit_difference_on_the_active_set():
     not_target = dag_loss(logits, labels, ctx(valid, targets=targets), active_set="not_target")
     for n, i, j in torch.nonzero(valid).tolist():
         z, y, t = logits[n, :, i, j], labels[n, i, j], targets[n, i, j]
-        diff = (z[t] - z[y]).item()
-        assert out[n, i, j].item() == pytest.approx(diff if z.argmax() == y else 0.0, abs=1e-6)
-        assert not_target[n, i, j].item() == pytest.approx(diff if z.argmax() != t else 0.0, abs=1e-6)
+        c = y if z[y] >= z.max() else z.argmax()  # the current prediction (a tied label counts)
+        assert out[n, i, j].item() == pytest.approx((z[t] - z[y]).item() if z.argmax() == y else 0.0, abs=1e-6)
+        assert not_target[n, i, j].item() == pytest.approx((z[t] - z[c]).item() if z.argmax() != t else 0.0,
+                                                            abs=1e-6)
     assert (out[~valid] == 0).all()
 
 
@@ -210,8 +213,9 @@ def test_apgd_checkpoints_halve_eta_on_oscillation_and_restart_from_the_best():
     box = (torch.full_like(x0, -10.0), torch.full_like(x0, 10.0))
     direction = torch.ones_like(x0)
     x = x0
-    # image 0 improves every step (no halving); image 1 improves once then falls (halved)
-    for t in range(rule.first_period):
+    # image 0 improves every step (no halving); image 1 improves once then falls (halved). The first
+    # checkpoint comes after first_period steps: before the step from x^first_period
+    for t in range(rule.first_period + 1):
         values = torch.tensor([float(t), 5.0 if t == 0 else -float(t)])
         x_best_before = state.x_best.clone()
         x, state = rule.step(x, direction, values, None, *box, state, t)

@@ -9,9 +9,14 @@ F_hat = F / ||F||_2 per position, P = h * w positions and lambda_t = t / T:
     context_n = (sum_ij W_ij <A_i, A_j>) / (2 |W|)                    (0 when |W| = 0)
     J_n       = -lambda_t local_n - (1 - lambda_t) context_n           (ascended)
 
-``context_features="raw"`` uses A as it is in the context term (the authors' code);
-``"normalised"`` uses A / ||A|| per position. Statistics are per image (the authors' code counts |W|
-over the batch; they attack one image at a time). Labels are not used: FSPGD is label-free.
+``context_features="raw"`` uses A as it is in the context term (the authors' loss function,
+KU-AIVS/FSPGD ``fspgd/attacks.py`` ``Attack.fspgd``, applied to unnormalised features);
+``"normalised"`` uses A / ||A|| per position, which is what the authors' attack loop feeds that
+function (``implementation/model/utils/trainer.py`` normalises the hooked adversarial feature map
+before the call). Statistics are per image (the authors' code averages the local term and counts |W|
+over the batch; they attack one image at a time). Their pair mask removes the diagonal before the
+threshold, so for c <= 2 (cos(pi / c) < 0 in float32) it keeps i = j; here i != j always. Labels
+are not used: FSPGD is label-free.
 """
 
 from __future__ import annotations

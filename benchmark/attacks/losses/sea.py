@@ -13,8 +13,9 @@ and c_i = 1[the pixel is still correct] (detached):
 
 JS to a one-hot label depends on p_y only; the closed form above is JS's definition with
 m = (p + onehot) / 2 summed over classes, computed from log p_y without 0 * log 0. The class
-weights are per image over valid pixels (the reference code divides by H * W, ignored pixels
-included).
+weights are per image over valid pixels (the authors' earlier ``cls_balanced_loss`` divides by H * W,
+ignored pixels included; their released ``masked_cross_entropy_balanced``, nmndeep/Robust-Segmentation
+``semseg/attacker.py``, takes a fixed per-dataset weight vector instead).
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@ Jia, Gu, Huang, Qin, Guo, Liu, Cao, arXiv:2312.02207. No official code; the full
 available, so every choice below is an option of ``TranSegPGDSettings`` (attacks.md 3.2-3.3).
 
 Stage 1 (t < T1, or per image while some valid pixel is correct under ``stage_switch="all_fooled"``):
-    P_T = hard pixels (still correct, or p[y] > 1/2), l_i = (1 - gamma_t) L_i on P_T, gamma_t L_i else.
+    P_T = hard pixels (still correct, or p[y] > 1/2), P_F = the other valid pixels,
+    l_i = (1 - gamma_t) L_i on the priority branch, gamma_t L_i on the other one;
+    the priority branch is P_T (``stage1_priority="correct"``) or P_F (``"fooled"``).
 Stage 2:
     D_i = KL(q_i || p_i(x^t)) (or reversed; q = clean source softmax or the one-hot label),
     P_H = valid pixels on the transferable side of a per-image threshold (mean / median / top-k),
@@ -89,7 +91,9 @@ def _stage1(
 ) -> Tensor:
     horizon = ctx.steps if (s.weight_horizon == "total" or s.stage_switch == "all_fooled") else s.stage1_steps
     gamma = _weight(s.stage1_weight, s.gamma, ctx.step, horizon, s.lambda_offset)
-    return branch_weights(stage1_hard_mask(logits, labels, ctx.valid, s.stage1_split), gamma) * ce
+    hard = stage1_hard_mask(logits, labels, ctx.valid, s.stage1_split)
+    priority = hard if s.stage1_priority == "correct" else ctx.valid & ~hard
+    return branch_weights(priority, gamma) * ce
 
 
 def _stage2(

@@ -1,10 +1,11 @@
 """TsallisPGD pixel loss: the Tsallis cross-entropy with a parameter q swept during the attack.
 
 Paper: "TsallisPGD: Adaptive Gradient Weighting for Adversarial Attacks on Semantic Segmentation",
-arXiv:2605.03405 (2026). Only the abstract and public summaries were available: they state the loss
-(the Tsallis cross-entropy, a q-generalisation of CE), that q steers the gradient towards pixels of
-different confidence, and a dynamic schedule sweeping q from -2 to 1. The schedule's shape and
-endpoints are options (``q_start``, ``q_end``, ``q_schedule``), defaults linear from -2 to 1.
+arXiv:2605.03405 (2026); authors' code: github.com/aam-at/tsallis_pgd (``utils/losses/tsallis.py``:
+``tsallis_ce``, ``adaptive_tsallis_ce_loss``). The loss is the Tsallis cross-entropy, a
+q-generalisation of CE; q steers the gradient towards pixels of different confidence, and a dynamic
+schedule sweeps q from -2 towards 1 (``q_start``, ``q_end``, ``q_schedule``; defaults linear, the
+authors' ``q_linear`` with ``end_fraction`` 0).
 
 With p = softmax(logits_i)[y_i] and the q-logarithm:
 
@@ -12,10 +13,14 @@ With p = softmax(logits_i)[y_i] and the q-logarithm:
     dL_q / d log p = -p^(1 - q)
 
 so the CE gradient of each pixel is scaled by p^(1 - q): for q < 1 confident (still correct) pixels
-weigh more and already-fooled pixels less; q = 1 is CE. The schedule at step t of T (u = t / (T - 1)):
+weigh more and already-fooled pixels less; q = 1 is CE. The schedule at step t = 0, ..., T - 1 of T
+(u = t / T, the authors' ``progress = step / iterations`` for the gradient of step t):
 
     constant: q_t = q_start;  linear: q_start + (q_end - q_start) u;
     cosine:   q_end + (q_start - q_end)(1 + cos(pi u)) / 2
+
+so the last step uses q_start + (q_end - q_start)(T - 1) / T: q_end itself is the value at t = T,
+where the authors' loop only evaluates the final loss (no gradient step follows).
 """
 
 from __future__ import annotations
@@ -33,9 +38,9 @@ Q_SCHEDULES = ("constant", "linear", "cosine")
 
 def q_at(step: int, steps: int, q_start: float, q_end: float, schedule: str) -> float:
     """q_t of the schedule (module docstring)."""
-    if schedule == "constant" or steps == 1:
+    if schedule == "constant":
         return q_start
-    u = step / (steps - 1)
+    u = step / steps
     if schedule == "linear":
         return q_start + (q_end - q_start) * u
     return q_end + (q_start - q_end) * (1 + math.cos(math.pi * u)) / 2

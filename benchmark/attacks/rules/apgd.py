@@ -8,12 +8,18 @@ With f_n the per-image objective at the query point (``values``), eta_n the step
     z^{t+1}   = Pi(x^t + eta * sign(d^t))
     x^{t+1}   = Pi(x^t + a (z^{t+1} - x^t) + (1 - a)(x^t - x^{t-1})),  a = 1 at t = 0, else ``momentum``
 
-Checkpoints: the first after k_0 = max(floor(0.22 T), 1) evaluations, then every k_j evaluations with
-k_{j+1} = max(k_j - max(floor(0.03 T), 1), max(floor(0.06 T), 1)). At a checkpoint an image halves
-eta and restarts from its best point x_best (highest f seen, with the direction seen there) when
+Checkpoints: the first after k_0 = max(floor(0.22 T), 1) steps, then every k_j steps with
+k_{j+1} = max(k_j - max(floor(0.03 T), 1), max(floor(0.06 T), 1)). The start x^0 opens the first
+period, so the first checkpoint sees f(x^0), ..., f(x^{k_0}) (k_0 comparisons) and decides the step
+from x^{k_0}, as in the reference (auto-attack ``autopgd_base.py`` and SEA's ``apgd_train``: their
+``counter3`` counts iterations after the initial evaluation). At a checkpoint an image halves eta and
+restarts from its best point x_best (highest f seen, with the direction seen there) when
 
     (1) #{steps of the period where f increased} <= rho * k_j          (rho = ``rho``, 0.75), or
     (2) it did not halve at the previous checkpoint and f_best did not improve since then.
+
+The first period's first comparison is f(x^1) > f(x^0), as in the paper; the reference code compares
+f(x_1) with an unfilled row of its loss buffer (0) instead.
 
 Every decision is per image and on device (no host synchronisation). The step size ``alpha`` of the
 core is not used: eta is the rule's own. The per-image objective may be normalised by |V_n| or H * W
@@ -72,7 +78,8 @@ class APGDStep:
             f_best=torch.full((n,), -math.inf, device=x0.device),
             f_best_at_check=torch.full((n,), -math.inf, device=x0.device),
             halved_at_check=torch.ones(n, dtype=torch.bool, device=x0.device),
-            history=[], period=self.first_period, since_check=0,
+            # -1: the evaluation at x^0 opens the first period and is not one of its steps
+            history=[], period=self.first_period, since_check=-1,
         )
 
     def step(self, x, direction, values, alpha_t, lower, upper, state: APGDState, t):

@@ -5,7 +5,9 @@ arXiv:2111.11368. The abstract and public descriptions state the method (rescale
 random factor at each attack iteration, so the perturbation works across the object scales that
 segmentation models recognise at); the scale range and the interpolation were not available, so both
 are options: ``scale_min`` / ``scale_max`` (provisional default [0.5, 1.5], recorded in results) and
-bilinear resizing both ways.
+bilinear resizing both ways. A later search for the full text found only the abstract and the first
+lines of the introduction (ar5iv.labs.arxiv.org/html/2111.11368, as stored by our search service) and
+no public code (paper lists link "code" to the PDF), so the defaults are still provisional.
 
 Per image and step, with probability ``scale_prob``: s ~ U[scale_min, scale_max] from its generator,
 the image is resized bilinearly (align_corners=False) to (round(s H), round(s W)) (at least 1 x 1),

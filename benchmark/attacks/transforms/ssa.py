@@ -10,6 +10,12 @@ transpose; without noise and mask the copy equals x up to float rounding. The no
 are drawn per image, channel and pixel from the image's generator; sigma defaults to eps (the
 paper's sigma = 16/255 at eps = 16/255). The copies keep the geometry. N forward and backward passes
 per step.
+
+The gradient of a copy is taken with respect to the copy itself, as in the authors' code
+(yuyang-long/SSA attack.py and TransferAttack ssm.py differentiate with respect to x_idct): each copy
+is the transformed value with an identity Jacobian, so the step averages grad J(x_i) over the
+copies, not its pull-back IDCT(M * DCT(grad J(x_i))) through the mask. Draw order per copy: noise,
+mask.
 """
 
 from __future__ import annotations
@@ -56,5 +62,8 @@ class SpectrumSimulation:
         for _ in range(self.copies):
             noise = self.sigma * rng.normal(shape)
             mask = 1 - self.rho + 2 * self.rho * rng.uniform(shape)
-            copies.append((idct2(dct2(x + noise, d_h, d_w) * mask, d_h, d_w), 1.0 / self.copies))
+            with torch.no_grad():
+                spectrum = idct2(dct2(x + noise, d_h, d_w) * mask, d_h, d_w)
+            # The copy's value with the gradient passed straight through to x (x - x.detach() is 0).
+            copies.append((spectrum + (x - x.detach()), 1.0 / self.copies))
         return copies

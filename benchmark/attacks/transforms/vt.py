@@ -3,11 +3,12 @@
 Paper: "Enhancing the Transferability of Adversarial Attacks through Variance Tuning", Wang, He,
 CVPR 2021, arXiv:2103.15571 (VMI-FGSM is ``bim+mi+vt``, VNI-FGSM ``bim+ni+vt``).
 
-    d^t = g^t + v^t,   v^{t+1} = (1 / N) sum_k grad J(x_q + r_k) - g^t,   r_k ~ U[-beta eps, beta eps]^d,
+    d^t = g^t + v^t,   v^{t+1} = (1 / N) sum_k grad J(x^t + r_k) - g^t,   r_k ~ U[-beta eps, beta eps]^d,
     v^0 = 0
 
 g^t is the raw gradient at the query point x_q (x^t, or NI's look-ahead point); the neighbours are
-not clipped to the box (as in the paper). The core's probe computes each neighbour gradient with the
+drawn around the iterate x^t, also under NI (as the authors' VNI-FGSM and torchattacks' VNIFGSM do),
+and are not clipped to the box (as in the paper). The core's probe computes each neighbour gradient with the
 attack's full objective (its loss and its input transforms, fresh draws). VT runs before TI and
 momentum. N extra forward and backward passes per step (times the copies of a pixel transform).
 """
@@ -34,10 +35,11 @@ class VarianceTuning:
 
     def __call__(self, grad: Tensor, state: Tensor, probe: Probe) -> tuple[Tensor, Tensor]:
         radius = self.beta * probe.eps
-        shape = tuple(probe.point.shape[1:])
+        centre = probe.point if probe.iterate is None else probe.iterate
+        shape = tuple(centre.shape[1:])
         total = torch.zeros_like(grad)
         for _ in range(self.samples):
-            neighbour = probe.point + radius * (2 * probe.rng.uniform(shape) - 1)
+            neighbour = centre + radius * (2 * probe.rng.uniform(shape) - 1)
             total = total + probe.gradient(neighbour)
         return grad + state, total / self.samples - grad
 
