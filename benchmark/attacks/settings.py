@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -726,3 +727,9 @@ def code_revision(settings: AttackSettings) -> int:
                or (isinstance(base, DAGSettings) and base.active_set == "not_target")
                or "ssa" in parts or {"vt", "ni"} <= parts)
     return 2 if changed else 1
+
+
+def build_options(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of flat settings (``to_dict()``, a result's attack settings) that build the attack
+    again: all but its name and the code revision, which the running code decides."""
+    return {k: v for k, v in flat.items() if k not in ("attack", "revision")}

@@ -72,7 +72,9 @@ def _job(datamodule, attack_callback, model_config, sizes) -> costs.Job:
 
 
 def _settings(attack) -> dict:
-    return {k: v for k, v in attack.to_dict().items() if k != "attack"}
+    from benchmark.attacks.settings import build_options
+
+    return build_options(attack.to_dict())
 
 
 def job_totals_line(datamodule, attack_callback, config) -> str:

@@ -80,9 +80,11 @@ def check_checkpoints(entry) -> None:
 
 def rerun_arguments(entry, images: int, data_root: str, out_dir: Path, batch_size: int) -> list[str]:
     """``benchmark run`` arguments that repeat ``entry`` on its first ``images`` images."""
-    settings = dict(entry.attack.settings)
-    settings.pop("revision", None)  # the code's, not an option: a rerun records the running code's
-    attack = {"name": settings.pop("attack", entry.attack.name), "label": entry.attack.name, **settings}
+    from benchmark.attacks.settings import build_options
+
+    settings = dict(entry.attack.settings)  # its code revision is the running code's, not an option
+    attack = {"name": settings.get("attack", entry.attack.name), "label": entry.attack.name,
+              **build_options(settings)}
     sources = list(entry.source.models)
     targets = [m.name for m in entry.models if "target" in m.roles]
     return [

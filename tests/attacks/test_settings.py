@@ -227,3 +227,19 @@ def test_only_attacks_whose_numbers_changed_record_a_code_revision():
         assert build_attack(name, **options).to_dict()["revision"] == 2, name
     for name, options in kept:
         assert "revision" not in build_attack(name, **options).to_dict(), name
+
+
+def test_every_attacks_recorded_settings_build_it_again():
+    """What the plan, the run log and ``benchmark verify`` do: rebuild an attack from its flat settings
+    (a code revision included) and get the same settings and hash."""
+    from benchmark.attacks import build_attack
+    from benchmark.attacks.settings import build_options
+
+    from tests.attacks.conftest import ALL_NAMES
+
+    for name in [*ALL_NAMES, "dag"]:
+        attack = build_attack(name)
+        again = build_attack(attack.to_dict()["attack"], **build_options(attack.to_dict()))
+        assert again.to_dict() == attack.to_dict() and again.settings_hash == attack.settings_hash, name
+    nt = build_attack("dag", active_set="not_target")
+    assert build_attack("dag", **build_options(nt.to_dict())).settings_hash == nt.settings_hash
