@@ -455,6 +455,15 @@ class FinalizeEvaluateCLI(EvaluateCLI):
     finalize = True
 
 
+FINALIZE_USAGE = """usage: benchmark finalize OUT_DIR [--takeover] [--debug] [benchmark run options]
+
+Write the result of the run in OUT_DIR from its journal, when the journal holds every image (a run
+killed while writing its results, e.g. by a scheduler's time limit). The run's own config.yaml is read,
+the models are built on the CPU (the result records the journal's numerics) and nothing is attacked.
+Options override the run's, e.g. --data.root when the data moved; --takeover takes the out_dir lock of
+a run that is gone."""
+
+
 def finalize_cli(argv: list[str]) -> int:
     """``benchmark finalize OUT_DIR [--takeover] [--debug] [options]``: write the result of the run in
     OUT_DIR from its journal when the journal holds every image (a run killed while writing its
@@ -465,8 +474,7 @@ def finalize_cli(argv: list[str]) -> int:
 
     if not argv or argv[0].startswith("-"):
         asked = argv[:1] in (["-h"], ["--help"])
-        print("usage: benchmark finalize OUT_DIR [--takeover] [--debug] [benchmark run options]\n\n"
-              + " ".join(finalize_cli.__doc__.split()), file=sys.stdout if asked else sys.stderr)
+        print(FINALIZE_USAGE, file=sys.stdout if asked else sys.stderr)
         return 0 if asked else 2
     out, rest = Path(argv[0]), list(argv[1:])
     config = out / "config.yaml"
