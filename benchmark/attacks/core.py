@@ -10,8 +10,21 @@ rule (the sign step by default). The objective of image n is
     J_n = sum over copies c of w_c * mean over views v of c of (1 / norm_n) sum_{i in V_n,v} l_{n,i}
 
 for a pixel loss (copies from a pixel transform, views from a geometry transform, V_n,v the valid
-pixels the view covers), or sum_c w_c * F_n(features of copy c) for a feature loss. The core sums J_n
-over the batch before differentiating, so an image's gradient never depends on its batch.
+pixels the view covers), sum_c w_c * mean_v G_n(logits of view v) for an image loss (a loss that
+returns one value per image itself, not a pixel map), or sum_c w_c * F_n(features of copy c) for a
+feature loss. The core sums J_n over the batch before differentiating, so an image's gradient never
+depends on its batch.
+
+Two hooks serve losses that need more than one forward's logits (RP-PGD):
+
+- ``ctx.state``: a dict created empty for each run (one per loss evaluation of a "loss" ensemble) and
+  handed to every evaluation of that run; the loss may keep per-pixel state across steps in it (its
+  regions). Evaluations within one step (copies, views, VT's probes) share it, so a loss updates it
+  once per step by comparing ``ctx.step`` with the step it stored.
+- ``Plan.loss_features``: the model runs once per evaluation returning logits and the output of
+  ``Plan.feature_layer`` (:func:`benchmark.attacks.features.logits_and_features`), and the loss reads
+  the features as ``ctx.features``; members of an ensemble are then evaluated one by one (features of
+  different models do not mix) and geometry transforms are refused by the registry.
 
 The model is an argument; the loop never changes its mode or parameters, takes gradients with
 ``torch.autograd.grad`` on the input only, never touches the global RNG and never synchronises with
@@ -29,11 +42,12 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from benchmark.attacks.features import feature_extractor
+from benchmark.attacks.features import feature_extractor, logits_and_features
 from benchmark.attacks.losses.segpgd import correct_mask
 from benchmark.attacks.parts import (
     FeatureLoss,
     GeometryTransform,
+    ImageLoss,
     GradTransform,
     LossContext,
     PixelLoss,
@@ -68,6 +82,8 @@ class Plan:
         settings: the base attack's resolved settings.
         loss: the pixel loss (None when ``feature_loss`` is set).
         feature_loss: a per-image loss on intermediate features (FSPGD), or None.
+        image_loss: a loss returning one value per image from the logits (RP-PGD), or None.
+        loss_features: the pixel or image loss reads ``ctx.features`` of ``feature_layer``.
         feature_layer: the layer the feature loss reads (None: each model's ``default_feature_layer``).
         needs_clean_logits: whether the loss reads ``ctx.clean_logits``.
         pixel_transform: SI, Admix, SSA or None.
@@ -80,6 +96,8 @@ class Plan:
     settings: IterativeSettings
     loss: PixelLoss | None = None
     feature_loss: FeatureLoss | None = None
+    image_loss: ImageLoss | None = None
+    loss_features: bool = False
     feature_layer: str | None = None
     needs_clean_logits: bool = False
     pixel_transform: PixelTransform | None = None
@@ -145,6 +163,11 @@ class _Objective:
         self.plan, self.models, self.labels, self.valid = plan, models, labels, valid
         self.contexts, self.targets, self.rng = contexts, targets, rng
         self.extractors, self.clean_features = extractors, clean_features
+        # one state per loss evaluation, alive for this run only (module docstring)
+        self.states = [{} for _ in contexts]
+        self.forwards = None
+        if plan.loss_features:
+            self.forwards = [logits_and_features(m, plan.feature_layer) for m in models]
 
     def __call__(self, point: Tensor, t: int) -> tuple[Tensor, Tensor, Tensor | None]:
         x_query = point.detach().requires_grad_(True)
@@ -164,26 +187,43 @@ class _Objective:
                 seen = logits
         return grad, values, seen
 
-    def _ctx(self, i: int, valid: Tensor, t: int) -> LossContext:
-        return LossContext(t, self.plan.settings.steps, valid, *self.contexts[i], self.targets)
+    def _ctx(self, i: int, valid: Tensor, t: int, features: Tensor | None = None) -> LossContext:
+        return LossContext(t, self.plan.settings.steps, valid, *self.contexts[i], self.targets,
+                           features, self.states[i])
+
+    def _values(self, logits: Tensor, ctx: LossContext) -> Tensor:
+        """(N,) objective of the loss on ``logits``: the image loss, or the reduced pixel loss."""
+        if self.plan.image_loss is not None:
+            return self.plan.image_loss(logits, self.labels, ctx)
+        return per_image_objective(self.plan.loss(logits, self.labels, ctx), ctx.valid,
+                                   self.plan.settings.loss_normalizer)
+
+    def _forward(self, i: int, view: View) -> tuple[Tensor, Tensor | None]:
+        """Model i's logits on the view (and its features when the loss reads them)."""
+        if self.forwards is not None:
+            (inp,) = view.inputs  # the registry refuses geometry transforms for such losses
+            logits, features = self.forwards[i](inp)
+            return logits, features.float()
+        return view.back([self.models[i](inp) for inp in view.inputs]), None
 
     def _view(self, view: View, x_query: Tensor, weight: float, t: int):
         s, models = self.plan.settings, self.models
         valid = self.valid if view.coverage is None else self.valid & view.coverage
-        if s.ensemble == "logits" or len(models) == 1:
-            logits = _mean([view.back([m(inp) for inp in view.inputs]) for m in models])
-            values = weight * per_image_objective(self.plan.loss(logits, self.labels, self._ctx(0, valid, t)),
-                                                  valid, s.loss_normalizer)
+        if len(models) == 1 or (s.ensemble == "logits" and self.forwards is None):
+            if self.forwards is not None:
+                logits, features = self._forward(0, view)
+            else:
+                logits, features = _mean([view.back([m(inp) for inp in view.inputs]) for m in models]), None
+            values = weight * self._values(logits, self._ctx(0, valid, t, features))
             (grad,) = torch.autograd.grad(values.sum(), x_query)
             return grad, values.detach(), logits.detach()
         # "loss" ensemble: average the per-model objectives. Backpropagate model by model to the model
         # inputs (only one model's graph is alive at a time), then once through the transforms.
         input_grads = [torch.zeros_like(inp) for inp in view.inputs]
         values, seen = 0.0, []
-        for i, m in enumerate(models):
-            logits = view.back([m(inp) for inp in view.inputs])
-            v = (weight / len(models)) * per_image_objective(
-                self.plan.loss(logits, self.labels, self._ctx(i, valid, t)), valid, s.loss_normalizer)
+        for i in range(len(models)):
+            logits, features = self._forward(i, view)
+            v = (weight / len(models)) * self._values(logits, self._ctx(i, valid, t, features))
             parts = torch.autograd.grad(v.sum(), view.inputs)
             input_grads = [acc + g for acc, g in zip(input_grads, parts)]
             values = values + v.detach()
@@ -256,9 +296,10 @@ def run(
     if plan.target is not None:
         targets = target_map(labels, valid, clean[0].shape[1], plan.target.rule, plan.target.target_class,
                              rng, s.ignore_index)
-    n_losses = len(models) if s.ensemble == "loss" else 1
+    n_losses = len(models) if s.ensemble == "loss" or plan.loss_features else 1
     # (clean logits, their log-softmax) per loss evaluation, computed once for the whole run.
     contexts = [(c, c.log_softmax(dim=1)) for c in clean] if plan.needs_clean_logits else [(None, None)] * n_losses
+    contexts = contexts * (n_losses // len(contexts))  # members evaluated one by one for their features
     extractors = clean_features = None
     if plan.feature_loss is not None:
         extractors = [feature_extractor(m, plan.feature_layer) for m in models]

@@ -7,7 +7,10 @@ tuple or list (``backbone[2]``: the third stage a backbone returns). A model may
 layer in the attribute ``default_feature_layer``.
 
 The forward pass stops as soon as every requested layer has produced its output, so a feature loss
-pays for the part of the network up to the deepest requested layer only.
+pays for the part of the network up to the deepest requested layer only. A loss that reads logits and
+features of the same forward (RP-PGD) uses :func:`logits_and_features`: the whole forward runs, the
+hook only records; a model may offer ``logits_and_features(images, layers) -> (logits, {name: tensor})``
+itself.
 """
 
 from __future__ import annotations
@@ -42,13 +45,16 @@ def resolve(module: nn.Module, name: str) -> nn.Module:
                          "`benchmark models --layers MODEL` lists every name") from None
 
 
-def capture(root: nn.Module, layers: Sequence[str], run: Callable[[], object]) -> dict[str, Tensor]:
+def capture(root: nn.Module, layers: Sequence[str], run: Callable[[], object],
+            stop_early: bool = True) -> dict[str, Tensor]:
     """Run ``run()`` (a forward pass through ``root``) and return the outputs of ``layers``.
 
     Args:
         root: the module the names are relative to.
         layers: submodule names.
         run: a zero-argument callable doing the forward pass.
+        stop_early: stop the forward once every layer has produced its output (False: run it whole,
+            e.g. when ``run`` also keeps the logits).
 
     Returns:
         {name: output tensor}, differentiable with respect to the forward's input.
@@ -69,7 +75,7 @@ def capture(root: nn.Module, layers: Sequence[str], run: Callable[[], object]) -
             elif isinstance(output, (tuple, list)):
                 output = output[0]
             found[name] = output
-            if len(found) == len(wanted):
+            if stop_early and len(found) == len(wanted):
                 raise _Captured
 
         return hook
@@ -90,12 +96,18 @@ def capture(root: nn.Module, layers: Sequence[str], run: Callable[[], object]) -
     return found
 
 
-def feature_extractor(model: Callable[[Tensor], Tensor], layer: str | None) -> Callable[[Tensor], Tensor]:
-    """x -> the (N, C, h, w) output of ``layer`` of ``model`` (its ``default_feature_layer`` if None)."""
+def _layer_name(model, layer: str | None) -> str:
+    """``layer``, or the model's ``default_feature_layer`` when None (ValueError if it names none)."""
     name = layer if layer is not None else getattr(model, "default_feature_layer", None)
     if name is None:
         raise ValueError("layer: this model names no default_feature_layer; set the attack's 'layer' "
                          "(`benchmark models --layers MODEL` lists the names)")
+    return name
+
+
+def feature_extractor(model: Callable[[Tensor], Tensor], layer: str | None) -> Callable[[Tensor], Tensor]:
+    """x -> the (N, C, h, w) output of ``layer`` of ``model`` (its ``default_feature_layer`` if None)."""
+    name = _layer_name(model, layer)
     own = getattr(model, "features", None)
     if callable(own):
         return lambda x: own(x, [name])[name]
@@ -103,3 +115,27 @@ def feature_extractor(model: Callable[[Tensor], Tensor], layer: str | None) -> C
         raise ValueError("a feature loss needs an nn.Module or a model with features(images, layers)")
     resolve(model, name)
     return lambda x: capture(model, [name], lambda: model(x))[name]
+
+
+def logits_and_features(model: Callable[[Tensor], Tensor],
+                        layer: str | None) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
+    """x -> (logits of ``model``, the (N, C, h, w) output of ``layer``), both from one forward pass
+    (``layer`` None: the model's ``default_feature_layer``)."""
+    name = _layer_name(model, layer)
+    own = getattr(model, "logits_and_features", None)
+    if callable(own):
+        def from_model(x: Tensor) -> tuple[Tensor, Tensor]:
+            logits, found = own(x, [name])
+            return logits, found[name]
+        return from_model
+    if not isinstance(model, nn.Module):
+        raise ValueError("a loss on logits and features needs an nn.Module or a model with "
+                         "logits_and_features(images, layers)")
+    resolve(model, name)
+
+    def hooked(x: Tensor) -> tuple[Tensor, Tensor]:
+        out: list[Tensor] = []
+        found = capture(model, [name], lambda: out.append(model(x)), stop_early=False)
+        return out[0], found[name]
+
+    return hooked

@@ -4,6 +4,9 @@
   ignored pixels; the core reduces it to one value per image.
 - A **feature loss** maps (adversarial features (N, C, h, w), clean features, ctx) to one value per image
   (N,); no reduction step (FSPGD).
+- An **image loss** maps (logits, labels, ctx) to one value per image (N,) itself, instead of a pixel
+  map the core reduces: for objectives that are not per-pixel means (region means, prototypes; RP-PGD).
+  It may read the features of the same forward (``ctx.features``) and a per-run state (``ctx.state``).
 - A **pixel transform** (SI, Admix, SSA) maps the query point to weighted copies of the same geometry;
   the objective is the weighted sum over copies (weights sum to 1).
 - A **geometry transform** (DI, DS, BSR) maps one copy to :class:`View` s: model sub-batches plus
@@ -38,6 +41,12 @@ class LossContext:
         clean_log_probs: their log-softmax over classes, computed once by the core (or None).
         targets: (N, H, W) int64 target label map of a targeted attack (DAG, ``+targeted``), ignored
             pixels kept at ``ignore_index``; None otherwise.
+        features: (N, C, h, w) output of the plan's feature layer in the same forward pass as the
+            logits, differentiable; None unless the plan's loss reads features (``Plan.loss_features``).
+        state: a dict that lives for one run of the core (one per loss evaluation of an ensemble),
+            empty at the start; the loss may read and update it (RP-PGD's pixel regions). It is
+            shared by every evaluation of the run (copies, views, probes), so a loss that changes it
+            once per step compares ``step`` with what it stored.
     """
 
     step: int
@@ -46,10 +55,13 @@ class LossContext:
     clean_logits: Tensor | None = None
     clean_log_probs: Tensor | None = None
     targets: Tensor | None = None
+    features: Tensor | None = None
+    state: dict | None = None
 
 
 PixelLoss = Callable[[Tensor, Tensor, LossContext], Tensor]
 FeatureLoss = Callable[[Tensor, Tensor, LossContext], Tensor]
+ImageLoss = Callable[[Tensor, Tensor, LossContext], Tensor]
 Back = Callable[[list[Tensor]], Tensor]
 
 

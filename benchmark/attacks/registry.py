@@ -5,7 +5,7 @@ modifiers to a :class:`ModifierEntry`. Both are filled here at import, are read-
 afterwards, and registering a name twice is an error.
 
 Bases: ``fgsm``, ``bim``, ``pgd``, ``segpgd``, ``cospgd``, ``transegpgd``, ``tsallispgd``, ``dag``,
-``apgd``, ``sea``, ``fspgd`` and the presets ``mifgsm``, ``nifgsm``, ``difgsm``, ``tifgsm`` (= ``bim``
+``apgd``, ``sea``, ``fspgd``, ``rppgd`` and the presets ``mifgsm``, ``nifgsm``, ``difgsm``, ``tifgsm`` (= ``bim``
 plus one modifier, alpha = eps / steps, 10 steps) and ``tass`` (= ``bim`` + ``ni`` + ``tdi`` + ``blur``,
 TASS as its authors' code has it). Modifiers, by slot:
 
@@ -37,6 +37,7 @@ from benchmark.attacks.losses.ce import ce_loss
 from benchmark.attacks.losses.cospgd import cospgd_loss
 from benchmark.attacks.losses.dag import dag_loss
 from benchmark.attacks.losses.fspgd import fspgd_loss
+from benchmark.attacks.losses.rppgd import rppgd_loss
 from benchmark.attacks.losses.sea import sea_loss
 from benchmark.attacks.losses.segpgd import segpgd_loss
 from benchmark.attacks.losses.targeted import targeted_ce_loss, targeted_tsallis
@@ -58,6 +59,7 @@ from benchmark.attacks.settings import (
     FSPGDSettings,
     IterativeSettings,
     MomentumSettings,
+    RPPGDSettings,
     SEASettings,
     SegPGDSettings,
     SISettings,
@@ -104,6 +106,9 @@ class AttackEntry:
         preset_modifiers: modifiers a preset always has (``mifgsm`` -> ("mi",)).
         fixed: settings the caller may not change (FGSM is one step).
         make_feature_loss: settings -> per-image feature loss (FSPGD), or None.
+        make_image_loss: settings -> per-image loss on the logits (RP-PGD), or None; it keeps state
+            across steps, so such a base takes no geometry transform.
+        loss_features: settings -> whether the image loss reads the features of the same forward.
         make_rule: settings -> step rule (default: the sign step).
         target: settings -> the base's own target map (DAG), or None.
         targeted_loss: settings -> the loss of ``+targeted``; None: the base has no targeted mode.
@@ -119,6 +124,8 @@ class AttackEntry:
     preset_modifiers: tuple[str, ...] = ()
     fixed: Mapping[str, Any] = field(default_factory=dict)
     make_feature_loss: Callable[[Any], Any] | None = None
+    make_image_loss: Callable[[Any], Any] | None = None
+    loss_features: Callable[[Any], bool] = _never
     make_rule: Callable[[Any], Any] = _sign_step
     target: Callable[[Any], core.TargetSpec | None] | None = None
     targeted_loss: Callable[[Any], PixelLoss] | None = None
@@ -209,6 +216,12 @@ _register(_ATTACKS, "fspgd", AttackEntry(
     FSPGDSettings, lambda s: None, {**_PGD, "steps": 20}, uses_labels=False,
     make_feature_loss=lambda s: functools.partial(fspgd_loss, c=s.similarity_c,
                                                   context_features=s.context_features),
+))
+_register(_ATTACKS, "rppgd", AttackEntry(
+    RPPGDSettings, lambda s: None, {"alpha": None, "steps": 3, "random_start": True},
+    make_image_loss=lambda s: functools.partial(rppgd_loss, prototypes=s.prototype_grad,
+                                                intra_split=s.intra_split),
+    loss_features=lambda s: s.prototype_grad,
 ))
 for _preset, _modifier in (("mifgsm", "mi"), ("nifgsm", "ni"), ("difgsm", "di"), ("tifgsm", "ti")):
     _register(_ATTACKS, _preset, AttackEntry(
@@ -345,6 +358,11 @@ def _parse(name: str) -> tuple[str, list[str]]:
         if geometry:
             raise ConfigError(f"attack name {name!r}: {base!r} compares features position by position, so it "
                               f"takes no geometry transform or filter ({geometry[0]!r})")
+    if entry.make_image_loss is not None:
+        geometry = [m for m in mods if MODIFIERS[m].kind in ("geometry", "filter")]
+        if geometry:
+            raise ConfigError(f"attack name {name!r}: {base!r} keeps per-pixel regions across steps, so it "
+                              f"takes no geometry transform or filter ({geometry[0]!r})")
     return base, sorted(mods, key=MODIFIER_ORDER.index)
 
 
@@ -400,6 +418,8 @@ def build_attack(name: str, /, **settings: Any) -> Attack:
             settings=s,
             loss=loss if loss is not None else (entry.targeted_loss(s) if targeted else entry.make_loss(s)),
             feature_loss=entry.make_feature_loss(s) if entry.make_feature_loss else None,
+            image_loss=entry.make_image_loss(s) if entry.make_image_loss else None,
+            loss_features=entry.loss_features(s),
             feature_layer=getattr(s, "layer", None),
             needs_clean_logits=entry.needs_clean_logits(s),
             pixel_transform=parts["pixel"],

@@ -537,6 +537,40 @@ class FSPGDSettings(IterativeSettings):
 
 
 @dataclass(frozen=True)
+class RPPGDSettings(IterativeSettings):
+    """RP-PGD: sign steps on region-weighted CE over pixel states kept across steps, plus prototypes.
+
+    Paper: "A Region-and-Prototype-Based Adversarial Attack to Enhance the Robustness of Segmentation
+    Models", AAAI 2025 (ojs.aaai.org article 33122); authors' code github.com/yuxuan357/RP-PGD
+    (``tool_train/train_sat_psp.py``, ``RPPGD`` and ``Attack``; loss in ``losses/rppgd.py``).
+
+    Args:
+        (all of IterativeSettings; registry defaults: alpha None = eps / steps, steps 3, random
+        start, as the authors' ``Attack``; eps stays the library's 8/255 -- theirs is 0.03)
+        layer: the source layer the prototype term reads, a module path (None: the model's
+            ``default_feature_layer``; the authors use the last backbone stage, ``backbone.layer4``
+            of a ResNet); read only when ``prototype_grad`` is true.
+        prototype_grad: differentiate the prototype term through the features (default False: the
+            authors' model detaches its features, so their prototype term moves nothing).
+        intra_split: the threshold on (cos + 1) / 2 that splits the intra-class term into its low
+            (weight 0.75) and high (0.25) part, in [0, 1], unitless (default 0.9, their ``lamda``).
+    """
+
+    alpha: float | None = None
+    steps: int = 3
+    layer: str | None = None
+    prototype_grad: bool = False
+    intra_split: float = 0.9
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.layer is not None and (not isinstance(self.layer, str) or not self.layer):
+            _fail("layer", self.layer, "must be a module path such as 'backbone.layer4', or null")
+        _bool("prototype_grad", self.prototype_grad)
+        object.__setattr__(self, "intra_split", _unit_interval("intra_split", self.intra_split))
+
+
+@dataclass(frozen=True)
 class DSSettings(_Flat):
     """Dynamic scaling: a random bilinear rescale of each image per step (arXiv:2111.11368).
 

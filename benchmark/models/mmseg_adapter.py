@@ -104,6 +104,20 @@ class SegmentationModel(nn.Module):
         normalised, metas = self._prepare(images)
         return capture(self.segmentor, list(layers), lambda: self.segmentor.encode_decode(normalised, metas))
 
+    def logits_and_features(self, images: torch.Tensor,
+                            layers: list[str] | tuple[str, ...]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``(self(images), self.features(images, layers))`` from one forward pass, for losses that read
+        both (RP-PGD's prototypes). Whole inference only: sliding windows would give one window's
+        features; ValueError in slide mode."""
+        if self.mode != "whole":
+            raise ValueError(f"logits and features of one forward need whole inference; this model uses "
+                             f"{self.mode!r} (build it with mode='whole')")
+        normalised, metas = self._prepare(images)
+        out: list[torch.Tensor] = []
+        found = capture(self.segmentor, list(layers),
+                        lambda: out.append(self.segmentor.inference(normalised, metas)), stop_early=False)
+        return out[0], found
+
     def layer_table(self, size: tuple[int, int] = (256, 256)) -> list[tuple[str, str, str]]:
         """(name, module type, output shape) of every submodule, from one forward pass of a
         (1, 3, *size) image, in the order the modules finished; modules that did not run are listed last."""

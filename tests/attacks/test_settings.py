@@ -165,7 +165,7 @@ def test_registries_are_read_only_and_reject_duplicates():
 
 def test_every_listed_name_builds():
     assert {"fgsm", "bim", "pgd", "segpgd", "cospgd", "transegpgd", "mifgsm", "nifgsm", "difgsm", "tifgsm",
-            "tsallispgd", "dag", "apgd", "sea", "fspgd", "tass"} == set(ATTACKS)
+            "tsallispgd", "dag", "apgd", "sea", "fspgd", "rppgd", "tass"} == set(ATTACKS)
     assert set(MODIFIERS) == {"mi", "ni", "di", "ti", "vt", "si", "admix", "ssa", "ds", "bsr", "targeted", "tdi",
                               "blur"}
     for name in ALL_NAMES:

@@ -214,6 +214,20 @@ def test_fspgd_runs_on_the_adapter_through_its_features():
     assert 0 < (adv - images).abs().max() <= 8 / 255 + 1e-6
 
 
+def test_logits_and_features_come_from_one_forward_and_rppgd_reads_them():
+    from benchmark.attacks import build_attack
+
+    model = build_segmentor(tiny_config())
+    images = torch.rand(1, 3, 32, 32)
+    logits, found = model.logits_and_features(images, ["backbone.layer4"])
+    torch.testing.assert_close(logits, model(images))
+    torch.testing.assert_close(found["backbone.layer4"], model.features(images, ["backbone.layer4"])["backbone.layer4"])
+    labels = model(images).argmax(1)
+    adv = build_attack("rppgd", prototype_grad=True, layer="backbone.layer4")(
+        model, images, labels, generator=[torch.Generator().manual_seed(0)])
+    assert 0 < (adv - images).abs().max() <= 8 / 255 + 1e-6
+
+
 def test_layer_table_lists_names_types_and_shapes_and_the_cli_prints_it():
     model = build_segmentor(tiny_config())
     table = {name: (kind, shape) for name, kind, shape in model.layer_table((32, 32))}
