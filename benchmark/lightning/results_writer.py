@@ -92,7 +92,8 @@ class ResultsWriter(pl.Callback):
                               "of a complete journal)")
         if 0 < self.remaining < trainer.world_size:  # a process without an image would leave DDP's collectives
             raise ResultError(f"{self.remaining} images are left to attack but the run has {trainer.world_size} "
-                              f"processes; run it with at most {self.remaining} (--trainer.devices, --trainer.num_nodes)")
+                              f"processes; run it with at most {self.remaining} "
+                              "(--trainer.devices, --trainer.num_nodes)")
         if self._earlier.images and trainer.is_global_zero:
             say(f"resuming: {total - self.remaining} of {total} images are journalled in {self.out_dir}; "
                 + (f"attacking the other {self.remaining}" if self.remaining else "writing the result"), sys.stderr)
@@ -184,8 +185,10 @@ class ResultsWriter(pl.Callback):
         start = time.perf_counter()
         _background_loggers(trainer, "start_run")
         _background_loggers(trainer, "wait_for_run")
-        images = tuple(sorted(self._earlier.records, key=image_record_order(pl_module.target_names, pl_module.attacked)))
-        perturbations = tuple(sorted(self._earlier.perturbations, key=lambda r: (r.image, r.source, r.condition, r.seed)))
+        order = image_record_order(pl_module.target_names, pl_module.attacked)
+        images = tuple(sorted(self._earlier.records, key=order))
+        perturbations = tuple(sorted(self._earlier.perturbations,
+                                     key=lambda r: (r.image, r.source, r.condition, r.seed)))
         self.finish(trainer, pl_module, None, images, (), perturbations, list(self._earlier.saved),
                     time.perf_counter() - start)
 

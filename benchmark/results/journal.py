@@ -62,7 +62,8 @@ def journal_dir(out_dir: str | os.PathLike[str]) -> Path:
     return Path(out_dir) / JOURNAL_DIR
 
 
-def read_journals(out_dir: str | os.PathLike[str], expected: Mapping[str, str], ignore: Iterable[str] = ()) -> JournalState:
+def read_journals(out_dir: str | os.PathLike[str], expected: Mapping[str, str],
+                  ignore: Iterable[str] = ()) -> JournalState:
     """Every rank's journal under ``out_dir`` (empty state if there is none); fingerprint parts named in
     ``ignore`` are not compared (``benchmark finalize`` on another device: ``"numerics"``).
 
@@ -166,7 +167,8 @@ def _parse(line: str, path: Path, number: int) -> dict:
     return value
 
 
-def _check_fingerprint(found: Mapping[str, str], expected: Mapping[str, str], out_dir, ignore: tuple[str, ...] = ()) -> None:
+def _check_fingerprint(found: Mapping[str, str], expected: Mapping[str, str], out_dir,
+                       ignore: tuple[str, ...] = ()) -> None:
     if found.get("all") == expected.get("all"):
         return
     differing = sorted(name for name in set(found) | set(expected)

@@ -31,7 +31,8 @@ def _cpu_numerics():
 
 COMBINATIONS = list(LISTED_COMBINATIONS)
 ALL_NAMES = list(ATTACKS) + COMBINATIONS
-SPATIAL = ("di", "tdi", "ti", "blur", "ds", "bsr")  # parts that move gradient between pixels (SSA passes it straight through)
+# parts that move gradient between pixels (SSA passes each copy's gradient straight through: not one)
+SPATIAL = ("di", "tdi", "ti", "blur", "ds", "bsr")
 #: Label-free attacks (FSPGD): the ignore-index invariants do not apply to them.
 LABEL_FREE = [n for n in ALL_NAMES if not build_attack(n).uses_labels]
 

@@ -13,8 +13,8 @@ POINT is where the fault strikes, in this process:
 - ``remove-journal``: when every result file is written and the journal is about to be removed.
 
 ACTION is ``kill`` (SIGKILL to this process: nothing runs after it) or ``enospc`` (the write there
-fails with ``OSError(ENOSPC)``, as on a full disk; for ``journal:K`` the K-th line is not written). Without a fault that strikes the run
-ends normally; the tests check the exit status.
+fails with ``OSError(ENOSPC)``, as on a full disk; for ``journal:K`` the K-th line is not written).
+Without a fault that strikes, the run ends normally; the tests check the exit status.
 """
 
 from __future__ import annotations
