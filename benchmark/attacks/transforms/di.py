@@ -26,7 +26,7 @@ from benchmark.attacks.rng import PerImageRNG
 from benchmark.attacks.settings import DISettings
 
 
-def _pick(u: float, low: int, high: int) -> int:
+def pick(u: float, low: int, high: int) -> int:
     """An integer uniformly in {low, ..., high} from u in [0, 1)."""
     return min(low + math.floor(u * (high - low + 1)), high)
 
@@ -52,8 +52,8 @@ class DiverseInputs:
         lo_h, hi_h, lo_w, hi_w = min(h, sh), max(h, sh), min(w, sw), max(w, sw)
         plain, placed = [], []  # placed: (index, top, left, h', w')
         for i, (u_apply, u_h, u_w, u_top, u_left) in enumerate(rng.uniform_host((5,))):
-            new_h, new_w = _pick(u_h, lo_h, hi_h), _pick(u_w, lo_w, hi_w)
-            top, left = _pick(u_top, 0, hi_h - new_h), _pick(u_left, 0, hi_w - new_w)
+            new_h, new_w = pick(u_h, lo_h, hi_h), pick(u_w, lo_w, hi_w)
+            top, left = pick(u_top, 0, hi_h - new_h), pick(u_left, 0, hi_w - new_w)
             if u_apply < self.diversity_prob:
                 placed.append((i, top, left, new_h, new_w))
             else:

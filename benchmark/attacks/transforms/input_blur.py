@@ -38,16 +38,19 @@ class InputBlur:
         base: the base attack's settings (unused).
 
     Shapes:
-        x (n, C, H, W) -> (n, C, H, W); the kernel is built for x's channel count, device and dtype.
+        x (n, C, H, W) -> (n, C, H, W); the kernel is built once per channel count, device and dtype.
     """
 
     def __init__(self, settings: BlurSettings, base=None) -> None:
         self.kernel_size, self.nsig = settings.blur_kernel, settings.blur_nsig
+        self._kernels: dict[tuple, Tensor] = {}  # (channels, device, dtype) -> kernel: built once, not per call
 
     def __call__(self, x: Tensor) -> Tensor:
         c = x.shape[1]
-        kernel = gaussian_kernel(self.kernel_size, self.nsig, c, device=x.device, dtype=x.dtype)
-        return F.conv2d(x, kernel, padding=self.kernel_size // 2, groups=c)
+        key = (c, x.device, x.dtype)
+        if key not in self._kernels:
+            self._kernels[key] = gaussian_kernel(self.kernel_size, self.nsig, c, device=x.device, dtype=x.dtype)
+        return F.conv2d(x, self._kernels[key], padding=self.kernel_size // 2, groups=c)
 
 
 class Blurred:

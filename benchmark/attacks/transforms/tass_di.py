@@ -29,7 +29,6 @@ h', w', top, left, apply?
 
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
@@ -38,11 +37,7 @@ from torch import Tensor
 from benchmark.attacks.parts import View, identity_view
 from benchmark.attacks.rng import PerImageRNG
 from benchmark.attacks.settings import TDISettings
-
-
-def pick(u: float, low: int, high: int) -> int:
-    """An integer uniformly in {low, ..., high} from u in [0, 1)."""
-    return min(low + math.floor(u * (high - low + 1)), high)
+from benchmark.attacks.transforms.di import pick
 
 
 def shrink_range(size: int, shrink: int) -> tuple[int, int]:
