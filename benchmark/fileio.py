@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -48,3 +49,12 @@ def write_atomic(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
     """``write(handle)`` into ``path`` atomically (see :func:`atomic_writer`)."""
     with atomic_writer(path) as handle:
         write(handle)
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()

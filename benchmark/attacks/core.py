@@ -43,12 +43,12 @@ import torch
 from torch import Tensor, nn
 
 from benchmark.attacks.features import feature_extractor, logits_and_features
-from benchmark.attacks.losses.segpgd import correct_mask
+from benchmark.attacks.losses.ce import correct_mask
 from benchmark.attacks.parts import (
     FeatureLoss,
     GeometryTransform,
-    ImageLoss,
     GradTransform,
+    ImageLoss,
     LossContext,
     PixelLoss,
     PixelTransform,

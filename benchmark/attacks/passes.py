@@ -38,7 +38,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from benchmark.attacks.registry import build_attack
+from benchmark.attacks.attack import build_attack
 
 PROBE_SIZE = 20  # DI's canvas floor(r * 20) is exact for rates in steps of 0.05 (1.1 -> 22)
 CANVAS_DRAWS = 512  # grad-pass draws behind a varying canvas's mean (standard error: DI 0.5 %, DS 2.5 %)

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from benchmark.attacks import ATTACKS, build_attack
+from benchmark.attacks.conformance import PixelLinear, TinySegNet  # noqa: F401 -- the check's models
 from benchmark.attacks.registry import LISTED_COMBINATIONS, copy_settings
 
 
@@ -48,42 +49,6 @@ def has_modifier(name: str, mods: tuple[str, ...]) -> bool:
     """Whether ``name`` has one of ``mods``, a preset's own modifiers included (``tass``: ni, tdi, blur)."""
     base, *parts = name.split("+")
     return bool((set(parts) | set(ATTACKS[base].preset_modifiers)) & set(mods))
-
-
-class TinySegNet(nn.Module):
-    """3x3 convs C -> 6 -> K; logits at input resolution; FSPGD reads ``conv1`` by default."""
-
-    default_feature_layer = "conv1"
-
-    def __init__(self, channels: int = 3, classes: int = 4, seed: int = 0) -> None:
-        super().__init__()
-        gen = torch.Generator().manual_seed(seed)
-        self.conv1 = nn.Conv2d(channels, 6, 3, padding=1)
-        self.act = nn.ReLU()
-        self.conv2 = nn.Conv2d(6, classes, 3, padding=1)
-        with torch.no_grad():
-            for p in self.parameters():
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
-
-    def forward(self, x):
-        return self.conv2(self.act(self.conv1(x)))
-
-
-class PixelLinear(nn.Module):
-    """Per-pixel linear classifier (1x1 conv): logits_k = w_k . x + b_k."""
-
-    default_feature_layer = "conv"
-
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
-        super().__init__()
-        k, c = weight.shape
-        self.conv = nn.Conv2d(c, k, 1)
-        with torch.no_grad():
-            self.conv.weight.copy_(weight.view(k, c, 1, 1))
-            self.conv.bias.copy_(torch.zeros(k) if bias is None else bias)
-
-    def forward(self, x):
-        return self.conv(x)
 
 
 class Identity(nn.Module):

@@ -2,121 +2,54 @@
 
 from __future__ import annotations
 
+import dataclasses
+import types
+
 import pytest
 import torch
 
-from .conftest import (
-    ALL_NAMES,
-    LABEL_FREE,
-    MODEL_KINDS,
-    SPATIAL,
-    PixelLinear,
-    build_small,
-    gens,
-    has_modifier,
-    make_batch,
-    make_source,
-)
+from benchmark.attacks import ATTACKS, registry
+from benchmark.attacks.conformance import CHECKS, check_attack
+from benchmark.attacks.losses.ce import pixel_ce
+from benchmark.attacks.rules.sign import SignStep
+
+from .conftest import ALL_NAMES, build_small, gens, make_batch, make_source
 
 EPS = 8 / 255
 
 
-@pytest.mark.parametrize("kind", MODEL_KINDS)
 @pytest.mark.parametrize("name", ALL_NAMES)
-def test_budget_box_shape_and_inputs_untouched(name, kind):
-    model, extra = make_source(kind)
-    images, labels = make_batch(n=3)
-    images_before, labels_before = images.clone(), labels.clone()
-    adv = build_small(name, **extra)(model, images, labels, generator=torch.Generator().manual_seed(0))
-    assert (adv - images).abs().max() <= EPS + 1e-6
-    assert adv.min() >= 0 and adv.max() <= 1
-    assert adv.shape == images.shape and adv.dtype == images.dtype and adv.device == images.device
-    assert not adv.requires_grad and adv.grad_fn is None
-    assert adv.data_ptr() != images.data_ptr()
-    assert torch.equal(images, images_before) and torch.equal(labels, labels_before)
-    assert (adv != images).any(), "the attack did not move the images"
+def test_every_registered_attack_and_listed_combination_conforms(name):
+    """The one definition of a valid attack (``benchmark.attacks.conformance``, also behind
+    ``benchmark check-attack``): eps-ball, model and RNG untouched, determinism, batch independence,
+    ignored pixels, the planner's pass count."""
+    checks = check_attack(name)
+    assert [c.name for c in checks] == list(CHECKS)
+    failed = [f"{c.name}: {c.detail}" for c in checks if not c.holds]
+    assert not failed, failed
 
 
-@pytest.mark.parametrize("kind", MODEL_KINDS)
-@pytest.mark.parametrize("name", ALL_NAMES)
-def test_determinism_and_global_rng_untouched(name, kind):
-    model, extra = make_source(kind)
-    images, labels = make_batch()
-    attack = build_small(name, **extra)
-    state = torch.get_rng_state()
-    a = attack(model, images, labels, generator=torch.Generator().manual_seed(5))
-    b = attack(model, images, labels, generator=torch.Generator().manual_seed(5))
-    attack(model, images, labels)  # generator=None must not touch the global RNG either
-    assert torch.equal(torch.get_rng_state(), state)
-    assert torch.equal(a, b)
-
-
-@pytest.mark.parametrize("kind", MODEL_KINDS)
-@pytest.mark.parametrize("name", ALL_NAMES)
-def test_batch_independence(name, kind):
-    model, extra = make_source(kind)
-    images, labels = make_batch(n=3)
-    labels[1] = 255  # one image without valid pixels must not disturb the others
-    attack = build_small(name, **extra)
-    together = attack(model, images, labels, generator=gens(3, seed=10))
-    for i in range(3):
-        alone = attack(model, images[i : i + 1], labels[i : i + 1], generator=gens(1, seed=10 + i))
-        assert (together[i : i + 1] - alone).abs().max() <= 1e-6, f"image {i}"
-
-
-@pytest.mark.parametrize("name", [n for n in ALL_NAMES if n not in LABEL_FREE])
-def test_all_ignored_image_is_not_moved(name):
-    model, _ = make_source("single")
-    images, labels = make_batch(n=2)
-    labels[0] = 255
-    attack = build_small(name)
-    adv = attack(model, images, labels, generator=gens(2))
-    assert torch.isfinite(adv).all()
-    # One step moves nothing either, so the full run must equal the one-step run, i.e. x^0 (the
-    # random start when the attack has one).
-    if name != "fgsm":
-        one_step = build_small(name, steps=1)(model, images, labels, generator=gens(2))
-        assert torch.equal(adv[0], one_step[0])
-    no_start = build_small(name, random_start=False)(model, images, labels, generator=gens(2))
-    assert torch.equal(no_start[0], images[0])
-    assert not torch.equal(no_start[1], images[1])
-
-
-@pytest.mark.parametrize("name", LABEL_FREE)
-def test_label_free_attacks_move_images_without_labels(name):
-    model, _ = make_source("single")
-    images, labels = make_batch(n=2)
-    adv = build_small(name, random_start=False)(model, images, torch.full_like(labels, 255), generator=gens(2))
-    assert (adv != images).any() and (adv - images).abs().max() <= EPS + 1e-6
-
-
-@pytest.mark.parametrize("name", [n for n in ALL_NAMES if not has_modifier(n, SPATIAL) and n not in LABEL_FREE])
-def test_ignored_pixels_untouched_for_per_pixel_model(name):
-    gen = torch.Generator().manual_seed(3)
-    model = PixelLinear(torch.randn(3, 3, generator=gen)).eval()
-    images, labels = make_batch(n=2, k=3)
-    adv = build_small(name, random_start=False)(model, images, labels, generator=gens(2))
-    ignored = (labels == 255).unsqueeze(1).expand_as(images)
-    assert torch.equal(adv[ignored], images[ignored])
-    assert (adv[~ignored] != images[~ignored]).any()
-
-
-@pytest.mark.parametrize("kind", MODEL_KINDS)
-@pytest.mark.parametrize("name", ALL_NAMES)
-def test_model_untouched(name, kind):
-    model, extra = make_source(kind)
-    members = model if isinstance(model, list) else [model]
-    members[0].act.train()  # a mixed-mode model: flags must survive as they are
-    for m in members:
-        m.conv2.bias.requires_grad_(False)
-    before = [(mod.training, [p.requires_grad for p in mod.parameters(recurse=False)])
-              for m in members for mod in m.modules()]
-    images, labels = make_batch()
-    build_small(name, **extra)(model, images, labels, generator=torch.Generator().manual_seed(0))
-    after = [(mod.training, [p.requires_grad for p in mod.parameters(recurse=False)])
-             for m in members for mod in m.modules()]
-    assert before == after
-    assert all(p.grad is None for m in members for p in m.parameters())
+def test_the_check_fails_the_right_row_on_broken_attacks():
+    """Each invariant can fail: broken parts built from the real ones fail exactly their row."""
+    cases = {
+        "eps-ball": ("rule", lambda s: _Overshoot()),
+        "global RNG": ("loss", lambda s: _global_noise_loss),
+        "ignored pixels": ("image_loss", lambda s: _ignored_image_loss),
+        "batch": ("loss", lambda s: _batch_mean_loss),
+    }
+    for row, (where, make) in cases.items():
+        fields = {"rule": {"make_rule": make}, "loss": {"make_loss": make},
+                  "image_loss": {"make_loss": lambda s: None, "make_image_loss": make}}[where]
+        entry = dataclasses.replace(ATTACKS["pgd"], name="broken", **fields)
+        module = types.ModuleType("broken_attack")
+        module.METHODS = (entry,)
+        registry.register_module(module, {"import": "broken_attack.py", "sha256": {}})
+        try:
+            checks = {c.name: c for c in check_attack("broken")}
+        finally:
+            registry.unregister(["broken"])
+        assert checks[row].holds is False, (row, checks)
+        assert checks["builds"].holds and checks["passes"].holds, row
 
 
 @pytest.mark.parametrize("name", ["pgd", "transegpgd", "transegpgd+mi+di+ti", "cospgd"])
@@ -160,3 +93,28 @@ def test_best_iterate_is_no_worse_than_last_on_source():
         best = build_small(name, steps=6, return_iterate="best")(model, images, labels, generator=gens(3))
         assert (accuracy(best) <= accuracy(last) + 1e-6).all()
         assert (best - images).abs().max() <= EPS + 1e-6
+
+
+class _Overshoot(SignStep):
+    """A step rule that forgets the projection: it leaves the eps-ball."""
+
+    def step(self, x, direction, values, alpha_t, lower, upper, state, t):
+        return (x + alpha_t * direction.sign()).detach(), state
+
+
+def _global_noise_loss(logits, labels, ctx):
+    """Draws from the global RNG: the global RNG row fails."""
+    return pixel_ce(logits, labels, ctx.valid) * (1 + 0 * torch.rand(()))
+
+
+def _ignored_image_loss(logits, labels, ctx):
+    """A per-image CE that counts ignored pixels as class 0: they carry loss."""
+    everywhere = torch.ones_like(ctx.valid)
+    return pixel_ce(logits, torch.where(ctx.valid, labels, 0), everywhere).sum(dim=(1, 2))
+
+
+def _batch_mean_loss(logits, labels, ctx):
+    """Weights an image's pixels by its distance to the batch mean: alone it has none."""
+    z = logits.detach().float()
+    weight = (z.mean() - z.mean(dim=(1, 2, 3))).abs().view(-1, 1, 1)
+    return pixel_ce(logits, labels, ctx.valid) * weight

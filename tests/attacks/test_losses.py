@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from benchmark.attacks import TranSegPGDSettings
+from benchmark.attacks.bases.cospgd import cospgd_loss
+from benchmark.attacks.bases.segpgd import segpgd_loss
+from benchmark.attacks.bases.transegpgd import pixel_kl, transegpgd_loss, upper_set
 from benchmark.attacks.losses.ce import ce_loss
-from benchmark.attacks.losses.cospgd import cospgd_loss
-from benchmark.attacks.losses.segpgd import segpgd_loss
-from benchmark.attacks.losses.transegpgd import pixel_kl, transegpgd_loss, upper_set
 from benchmark.attacks.parts import LossContext
 
 

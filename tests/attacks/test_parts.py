@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from benchmark.attacks import DISettings, MomentumSettings, TISettings
+from benchmark.attacks.modifiers.di import DiverseInputs
+from benchmark.attacks.modifiers.momentum import Momentum, l1_normalise
+from benchmark.attacks.modifiers.ti import TranslationInvariant, gaussian_kernel
 from benchmark.attacks.rng import PerImageRNG
 from benchmark.attacks.schedules import SCHEDULES
-from benchmark.attacks.transforms.di import DiverseInputs
-from benchmark.attacks.transforms.momentum import Momentum, l1_normalise
-from benchmark.attacks.transforms.ti import TranslationInvariant, gaussian_kernel
 
 from .conftest import gens
 

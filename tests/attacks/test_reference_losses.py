@@ -28,12 +28,15 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.attacks import build_attack
+from benchmark.attacks.bases.dag import dag_loss
+from benchmark.attacks.bases.fspgd import fspgd_loss
+from benchmark.attacks.bases.tsallispgd import (
+    q_at,
+    targeted_tsallis_loss,
+    tsallis_pixel_loss,
+)
 from benchmark.attacks.core import _keep_best, per_image_objective
-from benchmark.attacks.losses.dag import dag_loss
-from benchmark.attacks.losses.fspgd import fspgd_loss
 from benchmark.attacks.losses.sea import class_balance_weights, sea_loss
-from benchmark.attacks.losses.targeted import targeted_tsallis_loss
-from benchmark.attacks.losses.tsallis import q_at, tsallis_pixel_loss
 from benchmark.attacks.parts import LossContext
 from benchmark.attacks.rng import PerImageRNG
 from benchmark.attacks.rules.apgd import APGDStep

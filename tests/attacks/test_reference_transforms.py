@@ -41,12 +41,12 @@ from benchmark.attacks import (
     TISettings,
     build_attack,
 )
+from benchmark.attacks.modifiers.admix import Admix
+from benchmark.attacks.modifiers.bsr import BlockShuffleRotation, rotate
+from benchmark.attacks.modifiers.di import DiverseInputs
+from benchmark.attacks.modifiers.ssa import SpectrumSimulation, dct2, dct_matrix, idct2
+from benchmark.attacks.modifiers.ti import TranslationInvariant
 from benchmark.attacks.rng import PerImageRNG
-from benchmark.attacks.transforms.admix import Admix
-from benchmark.attacks.transforms.bsr import BlockShuffleRotation, rotate
-from benchmark.attacks.transforms.di import DiverseInputs
-from benchmark.attacks.transforms.ssa import SpectrumSimulation, dct2, dct_matrix, idct2
-from benchmark.attacks.transforms.ti import TranslationInvariant
 
 from .conftest import TinySegNet, gens
 

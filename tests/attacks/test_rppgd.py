@@ -252,7 +252,7 @@ def test_random_start_is_drawn_in_pixel_space():
 
 def test_regions_persist_across_steps_and_the_boundary_weight_ramps():
     """B pixels keep their state and get (t - 1) / 2T; T pixels 1 - t / 2T; F pixels 1 / 2T."""
-    from benchmark.attacks.losses.rppgd import region_loss
+    from benchmark.attacks.bases.rppgd import region_loss
     from benchmark.attacks.parts import LossContext
 
     labels = torch.tensor([[[0, 1, 1, 255]]])
@@ -280,7 +280,7 @@ def test_geometry_transforms_are_refused():
 
 def test_without_prototype_grad_the_objective_is_half_the_region_loss():
     """The prototype term has no gradient in the authors' attack; it is left out of the value too."""
-    from benchmark.attacks.losses.rppgd import region_loss, rppgd_loss
+    from benchmark.attacks.bases.rppgd import region_loss, rppgd_loss
     from benchmark.attacks.parts import LossContext
 
     net, images, labels = case(seed=8)
@@ -293,9 +293,8 @@ def test_without_prototype_grad_the_objective_is_half_the_region_loss():
 def test_core_hook_state_is_per_run_shared_within_a_step_and_features_come_with_the_logits():
     """The core's hook (core.py docstring): one fresh ``ctx.state`` per run, handed to every evaluation
     of the run (here SI's copies), and ``ctx.features`` of the plan's layer from the same forward."""
-    from benchmark.attacks import core
-    from benchmark.attacks.settings import IterativeSettings, SISettings
-    from benchmark.attacks.transforms.si import ScaleInvariance
+    from benchmark.attacks import IterativeSettings, SISettings, core
+    from benchmark.attacks.modifiers.si import ScaleInvariance
 
     seen = []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 
 import pytest
 
@@ -16,8 +17,8 @@ from benchmark.attacks import (
     TISettings,
     TranSegPGDSettings,
     build_attack,
+    registry,
 )
-from benchmark.attacks import registry
 from benchmark.errors import ConfigError
 
 from .conftest import ALL_NAMES
@@ -159,8 +160,11 @@ def test_registries_are_read_only_and_reject_duplicates():
         ATTACKS["new"] = ATTACKS["pgd"]  # type: ignore[index]
     with pytest.raises(TypeError):
         MODIFIERS["mi"] = MODIFIERS["ni"]  # type: ignore[index]
-    with pytest.raises(ConfigError, match="twice"):
-        registry._register({"pgd": 1}, "pgd", 2)
+    clash = types.ModuleType("clash")
+    clash.METHODS = (dataclasses.replace(ATTACKS["pgd"]),)
+    with pytest.raises(ConfigError, match="'pgd' clashes with the built-in attack 'pgd'"):
+        registry.register_module(clash, {"import": "clash.py", "sha256": {}})
+    assert "clash" not in str(registry.origin("pgd"))
 
 
 def test_every_listed_name_builds():
@@ -234,7 +238,6 @@ def test_every_attacks_recorded_settings_build_it_again():
     (a code revision included) and get the same settings and hash."""
     from benchmark.attacks import build_attack
     from benchmark.attacks.settings import build_options
-
     from tests.attacks.conftest import ALL_NAMES
 
     for name in [*ALL_NAMES, "dag"]:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.attacks import build_attack
+from benchmark.attacks import TranSegPGDSettings, build_attack
+from benchmark.attacks.bases.transegpgd import transegpgd_loss
 from benchmark.attacks.losses.ce import pixel_ce
-from benchmark.attacks.losses.transegpgd import transegpgd_loss
 from benchmark.attacks.parts import LossContext
-from benchmark.attacks.settings import TranSegPGDSettings
 from benchmark.errors import ConfigError
 
 from .conftest import PixelLinear

@@ -20,11 +20,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from benchmark.attacks import build_attack
+from benchmark.attacks import BlurSettings, TDISettings, build_attack
+from benchmark.attacks.modifiers.blur import InputBlur
+from benchmark.attacks.modifiers.tdi import TASSDiverseInputs
 from benchmark.attacks.rng import PerImageRNG
-from benchmark.attacks.settings import BlurSettings, TDISettings
-from benchmark.attacks.transforms.input_blur import InputBlur
-from benchmark.attacks.transforms.tass_di import TASSDiverseInputs
 from benchmark.errors import ConfigError
 
 from .conftest import TinySegNet, gens

@@ -22,24 +22,23 @@ from benchmark.attacks import (
     VTSettings,
     build_attack,
 )
+from benchmark.attacks.bases.dag import dag_loss
+from benchmark.attacks.bases.fspgd import fspgd_loss, similar_pairs
+from benchmark.attacks.bases.tsallispgd import q_at, tsallis_loss, tsallis_pixel_loss
 from benchmark.attacks.features import capture, feature_extractor
-from benchmark.attacks.losses.ce import ce_loss
-from benchmark.attacks.losses.dag import dag_loss
-from benchmark.attacks.losses.fspgd import fspgd_loss, similar_pairs
+from benchmark.attacks.losses.ce import ce_loss, targeted_ce_loss
 from benchmark.attacks.losses.sea import class_balance_weights, js_to_onehot, sea_loss
-from benchmark.attacks.losses.targeted import targeted_ce_loss
-from benchmark.attacks.losses.tsallis import q_at, tsallis_loss, tsallis_pixel_loss
+from benchmark.attacks.modifiers.admix import Admix
+from benchmark.attacks.modifiers.bsr import BlockShuffleRotation
+from benchmark.attacks.modifiers.ds import DynamicScaling
+from benchmark.attacks.modifiers.si import ScaleInvariance
+from benchmark.attacks.modifiers.ssa import SpectrumSimulation, dct_matrix
+from benchmark.attacks.modifiers.vt import VarianceTuning
 from benchmark.attacks.parts import LossContext, Probe
 from benchmark.attacks.rng import PerImageRNG
 from benchmark.attacks.rules.apgd import APGDStep
 from benchmark.attacks.runners import stage_steps
 from benchmark.attacks.targets import target_map
-from benchmark.attacks.transforms.admix import Admix
-from benchmark.attacks.transforms.bsr import BlockShuffleRotation
-from benchmark.attacks.transforms.ds import DynamicScaling
-from benchmark.attacks.transforms.si import ScaleInvariance
-from benchmark.attacks.transforms.ssa import SpectrumSimulation, dct_matrix
-from benchmark.attacks.transforms.vt import VarianceTuning
 
 from .conftest import PixelLinear, TinySegNet, gens
 
@@ -414,7 +413,7 @@ def test_ssa_without_noise_and_mask_is_the_identity_and_dct_is_orthonormal():
     d = dct_matrix(4, dtype=torch.float64)  # DCT-II of a constant is only the DC term
     assert torch.allclose(d @ torch.ones(4, dtype=torch.float64), torch.tensor([2.0, 0, 0, 0], dtype=torch.float64))
     x = torch.rand(2, 3, 7, 9)
-    from benchmark.attacks.settings import IterativeSettings
+    from benchmark.attacks import IterativeSettings
 
     copies = SpectrumSimulation(SSASettings(ssa_copies=3, ssa_rho=0.0, ssa_sigma=0.0), IterativeSettings())(x, rng())
     assert len(copies) == 3 and all(torch.allclose(c, x, atol=1e-5) for c, _ in copies)

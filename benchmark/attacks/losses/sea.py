@@ -25,8 +25,12 @@ import math
 import torch
 from torch import Tensor
 
-from benchmark.attacks.losses.ce import ce_from_log_probs, log_probs, safe_labels
-from benchmark.attacks.losses.segpgd import correct_mask
+from benchmark.attacks.losses.ce import (
+    ce_from_log_probs,
+    correct_mask,
+    log_probs,
+    safe_labels,
+)
 from benchmark.attacks.parts import LossContext
 
 SEA_LOSSES = ("masked_ce", "balanced_ce", "balanced_masked_ce", "js", "mask_norm")

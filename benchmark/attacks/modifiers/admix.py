@@ -18,12 +18,40 @@ Draw order per image and mix j: dy, dx, partner -- always drawn.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from benchmark.attacks.entries import ModifierEntry, part
 from benchmark.attacks.rng import PerImageRNG
-from benchmark.attacks.settings import AdmixSettings
+from benchmark.attacks.settings import Flat, choice, count, fail, real
+
+
+@dataclass(frozen=True)
+class AdmixSettings(Flat):
+    """Admix (arXiv:2102.00436).
+
+    Args:
+        admix_copies: scale copies m1 >= 1 (default 5).
+        admix_mixes: mixed images m2 >= 1 (default 3).
+        admix_strength: eta >= 0, unitless (default 0.2).
+        admix_source: "rolled" (the image itself, shifted; default) | "batch" (another image).
+    """
+
+    admix_copies: int = 5
+    admix_mixes: int = 3
+    admix_strength: float = 0.2
+    admix_source: str = "rolled"
+
+    def __post_init__(self) -> None:
+        count("admix_copies", self.admix_copies)
+        count("admix_mixes", self.admix_mixes)
+        strength = real("admix_strength", self.admix_strength)
+        if strength < 0:
+            fail("admix_strength", self.admix_strength, "must be >= 0")
+        object.__setattr__(self, "admix_strength", strength)
+        choice("admix_source", self.admix_source, ("rolled", "batch"))
 
 
 class Admix:
@@ -54,3 +82,9 @@ class Admix:
         weight = 1.0 / (self.copies * self.mixes)
         return [((x + self.strength * other) / 2**i, weight)
                 for other in self._partners(x, rng) for i in range(self.copies)]
+
+
+METHODS = (ModifierEntry(
+    "admix", AdmixSettings, part(Admix), "pixel", copy_fields=("admix_copies", "admix_mixes"),
+    paper="Admix: Enhancing the Transferability of Adversarial Attacks, Wang et al., ICCV 2021, arXiv:2102.00436",
+),)

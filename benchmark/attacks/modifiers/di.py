@@ -16,14 +16,39 @@ Draw order per image (from its generator): apply?, h', w', top, left -- all five
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from benchmark.attacks.entries import ModifierEntry
 from benchmark.attacks.parts import View, identity_view
 from benchmark.attacks.rng import PerImageRNG
-from benchmark.attacks.settings import DISettings
+from benchmark.attacks.settings import Flat, fail, real, unit_interval
+
+
+@dataclass(frozen=True)
+class DISettings(Flat):
+    """Diverse inputs: random nearest resize and zero padding of the query point.
+
+    Paper: "Improving Transferability of Adversarial Examples with Input Diversity", Xie et al.,
+    CVPR 2019, arXiv:1803.06978.
+
+    Args:
+        resize_rate: canvas size factor r > 0, r != 1 (default 1.1; r < 1 shrinks and pads).
+        diversity_prob: per-image probability of transforming, in [0, 1] (default 0.5).
+    """
+
+    resize_rate: float = 1.1
+    diversity_prob: float = 0.5
+
+    def __post_init__(self) -> None:
+        rate = real("resize_rate", self.resize_rate)
+        if rate <= 0 or rate == 1:
+            fail("resize_rate", self.resize_rate, "must be > 0 and != 1")
+        object.__setattr__(self, "resize_rate", rate)
+        object.__setattr__(self, "diversity_prob", unit_interval("diversity_prob", self.diversity_prob))
 
 
 def pick(u: float, low: int, high: int) -> int:
@@ -86,3 +111,10 @@ class DiverseInputs:
             return merged[inverse]
 
         return [View(inputs, back)]
+
+
+METHODS = (ModifierEntry(
+    "di", DISettings, lambda m, b: DiverseInputs(m), "geometry",
+    paper="Improving Transferability of Adversarial Examples with Input Diversity, Xie et al., CVPR 2019, "
+          "arXiv:1803.06978",
+),)

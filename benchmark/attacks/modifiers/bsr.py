@@ -21,14 +21,39 @@ n - 1 column cuts, n piece keys, n angles.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from benchmark.attacks.entries import ModifierEntry, part
 from benchmark.attacks.parts import View
 from benchmark.attacks.rng import PerImageRNG
-from benchmark.attacks.settings import BSRSettings
+from benchmark.attacks.settings import Flat, count, fail, real
+
+
+@dataclass(frozen=True)
+class BSRSettings(Flat):
+    """Block shuffle and rotation (arXiv:2308.10299).
+
+    Args:
+        bsr_blocks: n >= 1, an n x n grid of blocks (default 2).
+        bsr_copies: copies >= 1 (default 20).
+        bsr_angle: tau, the largest rotation in degrees, in [0, 180] (default 24).
+    """
+
+    bsr_blocks: int = 2
+    bsr_copies: int = 20
+    bsr_angle: float = 24.0
+
+    def __post_init__(self) -> None:
+        count("bsr_blocks", self.bsr_blocks)
+        count("bsr_copies", self.bsr_copies)
+        angle = real("bsr_angle", self.bsr_angle)
+        if not 0 <= angle <= 180:
+            fail("bsr_angle", self.bsr_angle, "must lie in [0, 180] degrees")
+        object.__setattr__(self, "bsr_angle", angle)
 
 
 def rotate(x: Tensor, angle: float) -> Tensor:
@@ -143,3 +168,10 @@ def _place(canvas: Tensor, piece: Tensor, top: int, left: int) -> Tensor:
     _, h, w = canvas.shape
     ph, pw = piece.shape[-2:]
     return canvas + F.pad(piece, (left, w - left - pw, top, h - top - ph))
+
+
+METHODS = (ModifierEntry(
+    "bsr", BSRSettings, part(BlockShuffleRotation), "geometry", copy_fields=("bsr_copies",),
+    paper="Boosting Adversarial Transferability by Block Shuffle and Rotation, Wang et al., CVPR 2024, "
+          "arXiv:2308.10299",
+),)

@@ -17,15 +17,120 @@ All partitions and weights are detached. Statistics are per image, over valid pi
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
-from benchmark.attacks.losses.ce import ce_from_log_probs, log_probs, safe_labels
-from benchmark.attacks.losses.segpgd import branch_weights, correct_mask, ramp
+from benchmark.attacks.bases.pgd import PGD_DEFAULTS
+from benchmark.attacks.bases.segpgd import branch_weights, ramp
+from benchmark.attacks.entries import AttackEntry
+from benchmark.attacks.losses.ce import (
+    ce_from_log_probs,
+    correct_mask,
+    log_probs,
+    safe_labels,
+)
 from benchmark.attacks.parts import LossContext
-from benchmark.attacks.settings import TranSegPGDSettings
+from benchmark.attacks.settings import (
+    OMIT_DEFAULT,
+    IterativeSettings,
+    choice,
+    fail,
+    integer,
+    unit_interval,
+)
+
+
+@dataclass(frozen=True)
+class TranSegPGDSettings(IterativeSettings):
+    """TranSegPGD: two-stage re-weighted PGD (adversarial property, then KL transferability).
+
+    Paper: "TranSegPGD: Improving Transferability of Adversarial Examples on Semantic Segmentation",
+    Jia et al., arXiv:2312.02207. The full text was not available; every option below is one row of
+    the ambiguity register (attacks.md 3.3) and every default is our interpretation.
+
+    Args:
+        (all of IterativeSettings; registry defaults alpha 2/255, steps 20, random start, "uniform")
+        stage1_steps: T1, steps of stage 1 in [0, steps]; None means steps // 2 (A3).
+        stage_switch: "fixed" (at T1) | "all_fooled" (per image, no valid pixel correct) (A3).
+        stage1_split: "correct" (argmax == label) | "confident" (p[label] > 1/2) hard pixels (A1).
+        stage1_priority: which stage-1 branch gets the high weight 1 - gamma_t (A17): "correct" (the
+            hard pixels of ``stage1_split``, default) | "fooled" (the other valid pixels: the project
+            description's "higher weight to misclassified pixels"). Recorded only when "fooled", so
+            results and hashes from before the option stay valid.
+        stage1_weight / stage2_weight: "segpgd" (linear ramp) | "constant" (gamma / beta) (A2).
+        gamma / beta: constant weights in [0, 1/2] of the easy branch (A2).
+        lambda_offset: 0 or 1, ramp (t + offset) / (2 * horizon) (A2).
+        weight_horizon: "stage" (ramp over the stage's steps) | "total" (over all steps) (A2).
+        kl_reference: "clean" (source softmax on clean image) | "label" (one-hot) (A4).
+        kl_direction: "clean_adv" KL(ref || adv) | "adv_clean" KL(adv || ref) (A5).
+        stage2_split: "mean" | "median" | "topk" per-image threshold on KL (A6).
+        topk_fraction: fraction in (0, 1] of valid pixels on the upper side for "topk" (A6).
+        transferable_side: "high_kl" | "low_kl" (A7).
+        stage2_loss: "ce" | "kl" | "ce_kl" weighted stage-2 objective (A8).
+
+    Shapes:
+        images (N, C, H, W) float in [0, 1]; labels (N, H, W) int64; output like images.
+
+    Example:
+        >>> attack = build_attack("transegpgd+mi", steps=20, stage2_split="median")
+        >>> adv = attack(model, images, labels, generator=torch.Generator().manual_seed(0))
+    """
+
+    steps: int = 20
+    step_schedule: str = "uniform"
+    stage1_steps: int | None = None
+    stage_switch: str = "fixed"
+    stage1_split: str = "correct"
+    stage1_priority: str = field(default="correct", metadata={OMIT_DEFAULT: True})
+    stage1_weight: str = "segpgd"
+    stage2_weight: str = "segpgd"
+    gamma: float = 0.1
+    beta: float = 0.1
+    lambda_offset: int = 0
+    weight_horizon: str = "stage"
+    kl_reference: str = "clean"
+    kl_direction: str = "clean_adv"
+    stage2_split: str = "mean"
+    topk_fraction: float = 0.5
+    transferable_side: str = "high_kl"
+    stage2_loss: str = "ce"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        t1 = self.steps // 2 if self.stage1_steps is None else integer("stage1_steps", self.stage1_steps)
+        if not 0 <= t1 <= self.steps:
+            fail("stage1_steps", self.stage1_steps, f"must lie in [0, steps={self.steps}]")
+        object.__setattr__(self, "stage1_steps", t1)
+        choice("stage_switch", self.stage_switch, ("fixed", "all_fooled"))
+        choice("stage1_split", self.stage1_split, ("correct", "confident"))
+        choice("stage1_priority", self.stage1_priority, ("correct", "fooled"))
+        choice("stage1_weight", self.stage1_weight, ("segpgd", "constant"))
+        choice("stage2_weight", self.stage2_weight, ("segpgd", "constant"))
+        object.__setattr__(self, "gamma", unit_interval("gamma", self.gamma, high=0.5))
+        object.__setattr__(self, "beta", unit_interval("beta", self.beta, high=0.5))
+        if integer("lambda_offset", self.lambda_offset) not in (0, 1):
+            fail("lambda_offset", self.lambda_offset, "must be 0 or 1 (ramp weights must stay in [0, 1/2])")
+        choice("weight_horizon", self.weight_horizon, ("stage", "total"))
+        choice("kl_reference", self.kl_reference, ("clean", "label"))
+        choice("kl_direction", self.kl_direction, ("clean_adv", "adv_clean"))
+        choice("stage2_split", self.stage2_split, ("mean", "median", "topk"))
+        object.__setattr__(
+            self, "topk_fraction", unit_interval("topk_fraction", self.topk_fraction, low_open=True)
+        )
+        choice("transferable_side", self.transferable_side, ("high_kl", "low_kl"))
+        choice("stage2_loss", self.stage2_loss, ("ce", "kl", "ce_kl"))
+        # Option interactions (attacks.md 3.3).
+        if self.stage_switch == "all_fooled" and self.weight_horizon != "total":
+            fail("weight_horizon", self.weight_horizon, 'stage_switch="all_fooled" requires "total"')
+        if self.kl_reference == "label" and self.kl_direction != "clean_adv":
+            fail(
+                "kl_direction", self.kl_direction,
+                'kl_reference="label" requires "clean_adv" (KL(p || one-hot) is infinite)',
+            )
 
 
 def stage1_hard_mask(logits: Tensor, labels: Tensor, valid: Tensor, split: str) -> Tensor:
@@ -144,3 +249,11 @@ def transegpgd_loss(logits: Tensor, labels: Tensor, ctx: LossContext, settings: 
 def needs_clean_logits(settings: TranSegPGDSettings) -> bool:
     """The clean source reference q is needed only for ``kl_reference="clean"``."""
     return settings.kl_reference == "clean"
+
+
+METHODS = (AttackEntry(
+    "transegpgd", TranSegPGDSettings, lambda s: functools.partial(transegpgd_loss, settings=s),
+    paper="TranSegPGD: Improving Transferability of Adversarial Examples on Semantic Segmentation, Jia et al., "
+          "arXiv:2312.02207",
+    defaults={**PGD_DEFAULTS, "steps": 20, "step_schedule": "uniform"}, needs_clean_logits=needs_clean_logits,
+),)

@@ -21,13 +21,50 @@ are not used: FSPGD is label-free.
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from benchmark.attacks.bases.pgd import PGD_DEFAULTS
+from benchmark.attacks.entries import AttackEntry
 from benchmark.attacks.parts import LossContext
+from benchmark.attacks.settings import IterativeSettings, choice, fail, real
+
+
+@dataclass(frozen=True)
+class FSPGDSettings(IterativeSettings):
+    """FSPGD: PGD on a feature-similarity loss of an intermediate layer of the source.
+
+    Paper: "FSPGD: Rethinking Black-box Attacks on Semantic Segmentation", Park et al.,
+    arXiv:2502.01262.
+
+    Args:
+        (all of IterativeSettings; registry defaults alpha 2/255, steps 20, random start)
+        layer: the source layer, a module path such as "backbone.layer3" (None: the model's
+            ``default_feature_layer``; `benchmark models --layers MODEL` lists the names).
+        similarity_c: c > 1 of the pair threshold cos(pi / c) (default 3: cos > 1/2).
+        context_features: "raw" (the authors' code) | "normalised".
+    """
+
+    steps: int = 20
+    layer: str | None = None
+    similarity_c: float = 3.0
+    context_features: str = "raw"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.layer is not None and (not isinstance(self.layer, str) or not self.layer):
+            fail("layer", self.layer, "must be a module path such as 'backbone.layer3', or null")
+        c = real("similarity_c", self.similarity_c)
+        if c <= 1:
+            fail("similarity_c", self.similarity_c, "must be > 1 (the threshold is cos(pi / c))")
+        object.__setattr__(self, "similarity_c", c)
+        choice("context_features", self.context_features, CONTEXT_FEATURES)
+
 
 CONTEXT_FEATURES = ("raw", "normalised")
 
@@ -55,3 +92,11 @@ def fspgd_loss(adv: Tensor, clean: Tensor, ctx: LossContext, c: float = 3.0,
     count = pairs.flatten(1).sum(dim=1)
     context = torch.where(pairs, gram, 0.0).flatten(1).sum(dim=1) / (2 * count.clamp(min=1))
     return -lam * local - (1 - lam) * context
+
+
+METHODS = (AttackEntry(
+    "fspgd", FSPGDSettings, lambda s: None,
+    paper="FSPGD: Rethinking Black-box Attacks on Semantic Segmentation, Park et al., arXiv:2502.01262",
+    defaults={**PGD_DEFAULTS, "steps": 20}, uses_labels=False,
+    make_feature_loss=lambda s: functools.partial(fspgd_loss, c=s.similarity_c, context_features=s.context_features),
+),)

@@ -19,13 +19,38 @@ Draw order per image: apply?, s -- both always drawn.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from benchmark.attacks.entries import ModifierEntry, part
 from benchmark.attacks.parts import View
 from benchmark.attacks.rng import PerImageRNG
-from benchmark.attacks.settings import DSSettings
+from benchmark.attacks.settings import Flat, fail, positive, unit_interval
+
+
+@dataclass(frozen=True)
+class DSSettings(Flat):
+    """Dynamic scaling: a random bilinear rescale of each image per step (arXiv:2111.11368).
+
+    Args:
+        scale_min, scale_max: the factor's range, 0 < min <= max (provisional default [0.5, 1.5]).
+        scale_prob: per-image probability of rescaling, in [0, 1] (default 1).
+    """
+
+    scale_min: float = 0.5
+    scale_max: float = 1.5
+    scale_prob: float = 1.0
+
+    def __post_init__(self) -> None:
+        low, high = positive("scale_min", self.scale_min), positive("scale_max", self.scale_max)
+        if low > high:
+            fail("scale_min", self.scale_min, f"must be <= scale_max={high}")
+        object.__setattr__(self, "scale_min", low)
+        object.__setattr__(self, "scale_max", high)
+        object.__setattr__(self, "scale_prob", unit_interval("scale_prob", self.scale_prob))
 
 
 def resize(x: Tensor, size: tuple[int, int]) -> Tensor:
@@ -69,3 +94,10 @@ class DynamicScaling:
             return merged if order == list(range(n)) else merged[inverse]
 
         return [View(inputs, back)]
+
+
+METHODS = (ModifierEntry(
+    "ds", DSSettings, part(DynamicScaling), "geometry",
+    paper="Adversarial Examples on Segmentation Models Can be Easy to Transfer, Gu et al., arXiv:2111.11368 "
+          "(provisional defaults)",
+),)

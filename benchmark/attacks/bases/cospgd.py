@@ -14,8 +14,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from benchmark.attacks.bases.pgd import PGD_DEFAULTS
+from benchmark.attacks.entries import AttackEntry
 from benchmark.attacks.losses.ce import pixel_ce, safe_labels
 from benchmark.attacks.parts import LossContext
+from benchmark.attacks.settings import IterativeSettings
 
 
 def cospgd_weights(logits: Tensor, labels: Tensor, valid: Tensor) -> Tensor:
@@ -30,3 +33,11 @@ def cospgd_weights(logits: Tensor, labels: Tensor, valid: Tensor) -> Tensor:
 def cospgd_loss(logits: Tensor, labels: Tensor, ctx: LossContext) -> Tensor:
     """CosPGD pixel loss, (N, K, H, W), (N, H, W) -> (N, H, W), 0 at ignored pixels."""
     return cospgd_weights(logits, labels, ctx.valid) * pixel_ce(logits, labels, ctx.valid)
+
+
+METHODS = (AttackEntry(
+    "cospgd", IterativeSettings, lambda s: cospgd_loss,
+    paper="CosPGD: an efficient white-box adversarial attack for pixel-wise prediction tasks, Agnihotri et al., "
+          "ICML 2024, arXiv:2302.02213",
+    defaults={**PGD_DEFAULTS, "steps": 20},
+),)

@@ -29,15 +29,37 @@ h', w', top, left, apply?
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from benchmark.attacks.entries import ModifierEntry, part
+from benchmark.attacks.modifiers.di import pick
 from benchmark.attacks.parts import View, identity_view
 from benchmark.attacks.rng import PerImageRNG
-from benchmark.attacks.settings import TDISettings
-from benchmark.attacks.transforms.di import pick
+from benchmark.attacks.settings import Flat, count, unit_interval
+
+
+@dataclass(frozen=True)
+class TDISettings(Flat):
+    """TASS's diverse inputs: shrink by up to ``tdi_shrink`` pixels, pad back, no mapping back.
+
+    Paper: "Transferable Attack for Semantic Segmentation", He et al., arXiv:2307.16572 (the
+    authors' code, ``attacks.py``, ``es_NI_DI_TI``); a variant of DI (arXiv:1803.06978).
+
+    Args:
+        tdi_shrink: k >= 1, pixels; h' ~ U{H - k, ..., H - 1} (at least 1), likewise w' (default 30).
+        tdi_prob: per-image probability of transforming, in [0, 1] (default 0.7).
+    """
+
+    tdi_shrink: int = 30
+    tdi_prob: float = 0.7
+
+    def __post_init__(self) -> None:
+        count("tdi_shrink", self.tdi_shrink)
+        object.__setattr__(self, "tdi_prob", unit_interval("tdi_prob", self.tdi_prob))
 
 
 def shrink_range(size: int, shrink: int) -> tuple[int, int]:
@@ -89,3 +111,9 @@ class TASSDiverseInputs:
             for i, (apply, new_h, new_w, top, left) in enumerate(draws)
         ])
         return [View([canvas], lambda outs: outs[0])]
+
+
+METHODS = (ModifierEntry(
+    "tdi", TDISettings, part(TASSDiverseInputs), "geometry",
+    paper="Transferable Attack for Semantic Segmentation, He et al., arXiv:2307.16572 (its diverse inputs)",
+),)

@@ -14,11 +14,34 @@ horizontal 1-D depthwise convolution, both zero-padded: the same result as the k
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchmark.attacks.settings import TISettings
+from benchmark.attacks.entries import ModifierEntry
+from benchmark.attacks.settings import Flat, odd_kernel, positive
+
+
+@dataclass(frozen=True)
+class TISettings(Flat):
+    """Translation-invariant gradient smoothing with a depthwise Gaussian kernel.
+
+    Paper: "Evading Defenses to Transferable Adversarial Examples by Translation-Invariant Attacks",
+    Dong et al., CVPR 2019, arXiv:1904.02884.
+
+    Args:
+        kernel_size: odd kernel side k >= 1, pixels (default 15).
+        nsig: the kernel spans [-nsig, nsig] standard deviations, > 0 (default 3.0).
+    """
+
+    kernel_size: int = 15
+    nsig: float = 3.0
+
+    def __post_init__(self) -> None:
+        odd_kernel("kernel_size", self.kernel_size)
+        object.__setattr__(self, "nsig", positive("nsig", self.nsig))
 
 
 def gaussian_1d(kernel_size: int, nsig: float) -> Tensor:
@@ -65,3 +88,10 @@ class TranslationInvariant:
 
     def lookahead(self, state: Tensor) -> None:
         return None
+
+
+METHODS = (ModifierEntry(
+    "ti", TISettings, lambda m, b: TranslationInvariant(m), "grad", mixes_pixels=True,
+    paper="Evading Defenses to Transferable Adversarial Examples by Translation-Invariant Attacks, Dong et al., "
+          "CVPR 2019, arXiv:1904.02884",
+),)

@@ -39,13 +39,52 @@ Statistics are per image; the authors' means and prototypes are over the batch.
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchmark.attacks.losses.ce import pixel_ce, safe_labels
-from benchmark.attacks.losses.segpgd import correct_mask
+from benchmark.attacks.entries import AttackEntry
+from benchmark.attacks.losses.ce import correct_mask, pixel_ce, safe_labels
 from benchmark.attacks.parts import LossContext
+from benchmark.attacks.settings import IterativeSettings, boolean, fail, unit_interval
+
+
+@dataclass(frozen=True)
+class RPPGDSettings(IterativeSettings):
+    """RP-PGD: sign steps on region-weighted CE over pixel states kept across steps, plus prototypes.
+
+    Paper: "A Region-and-Prototype-Based Adversarial Attack to Enhance the Robustness of Segmentation
+    Models", AAAI 2025 (ojs.aaai.org article 33122); authors' code github.com/yuxuan357/RP-PGD
+    (``tool_train/train_sat_psp.py``, ``RPPGD`` and ``Attack``; loss in ``losses/rppgd.py``).
+
+    Args:
+        (all of IterativeSettings; registry defaults: alpha None = eps / steps, steps 3, random
+        start, as the authors' ``Attack``; eps stays the library's 8/255 -- theirs is 0.03)
+        layer: the source layer the prototype term reads, a module path (None: the model's
+            ``default_feature_layer``; the authors use the last backbone stage, ``backbone.layer4``
+            of a ResNet); read only when ``prototype_grad`` is true.
+        prototype_grad: differentiate the prototype term through the features (default False: the
+            authors' model detaches its features, so their prototype term moves nothing).
+        intra_split: the threshold on (cos + 1) / 2 that splits the intra-class term into its low
+            (weight 0.75) and high (0.25) part, in [0, 1], unitless (default 0.9, their ``lamda``).
+    """
+
+    alpha: float | None = None
+    steps: int = 3
+    layer: str | None = None
+    prototype_grad: bool = False
+    intra_split: float = 0.9
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.layer is not None and (not isinstance(self.layer, str) or not self.layer):
+            fail("layer", self.layer, "must be a module path such as 'backbone.layer4', or null")
+        boolean("prototype_grad", self.prototype_grad)
+        object.__setattr__(self, "intra_split", unit_interval("intra_split", self.intra_split))
+
 
 REGION_WEIGHT, INTER_WEIGHT, INTRA_WEIGHT = 0.5, 0.25, 0.25
 
@@ -120,3 +159,13 @@ def rppgd_loss(logits: Tensor, labels: Tensor, ctx: LossContext, prototypes: boo
         features = F.interpolate(features, size=labels.shape[-2:], mode="bilinear", align_corners=True)
     inter, intra = prototype_loss(features, labels, ctx.state["true"], logits.shape[1], intra_split)
     return value + INTER_WEIGHT * inter + INTRA_WEIGHT * intra
+
+
+METHODS = (AttackEntry(
+    "rppgd", RPPGDSettings, lambda s: None,
+    paper="A Region-and-Prototype-Based Adversarial Attack to Enhance the Robustness of Segmentation Models, "
+          "AAAI 2025",
+    defaults={"alpha": None, "steps": 3, "random_start": True},
+    make_image_loss=lambda s: functools.partial(rppgd_loss, prototypes=s.prototype_grad, intra_split=s.intra_split),
+    loss_features=lambda s: s.prototype_grad,
+),)

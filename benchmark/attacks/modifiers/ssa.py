@@ -21,12 +21,38 @@ mask.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from benchmark.attacks.entries import ModifierEntry, part
 from benchmark.attacks.rng import PerImageRNG
-from benchmark.attacks.settings import SSASettings
+from benchmark.attacks.settings import Flat, count, fail, real, unit_interval
+
+
+@dataclass(frozen=True)
+class SSASettings(Flat):
+    """Spectrum simulation (arXiv:2207.05382).
+
+    Args:
+        ssa_copies: copies N >= 1 (default 20).
+        ssa_rho: spectrum mask range rho in (0, 1], M ~ U[1 - rho, 1 + rho] (default 0.5).
+        ssa_sigma: noise standard deviation, fraction of the pixel range (None: eps).
+    """
+
+    ssa_copies: int = 20
+    ssa_rho: float = 0.5
+    ssa_sigma: float | None = None
+
+    def __post_init__(self) -> None:
+        count("ssa_copies", self.ssa_copies)
+        object.__setattr__(self, "ssa_rho", unit_interval("ssa_rho", self.ssa_rho))
+        if self.ssa_sigma is not None:
+            sigma = real("ssa_sigma", self.ssa_sigma)
+            if sigma < 0:
+                fail("ssa_sigma", self.ssa_sigma, "must be >= 0")
+            object.__setattr__(self, "ssa_sigma", sigma)
 
 
 def dct_matrix(n: int, device=None, dtype=torch.float32) -> Tensor:
@@ -67,3 +93,11 @@ class SpectrumSimulation:
             # The copy's value with the gradient passed straight through to x (x - x.detach() is 0).
             copies.append((spectrum + (x - x.detach()), 1.0 / self.copies))
         return copies
+
+
+# Revision 2: the gradient passes straight through the spectrum transform, as the authors' code.
+METHODS = (ModifierEntry(
+    "ssa", SSASettings, part(SpectrumSimulation), "pixel", copy_fields=("ssa_copies",),
+    paper="Frequency Domain Model Augmentation for Adversarial Attack, Long et al., ECCV 2022, arXiv:2207.05382",
+    revision=lambda settings, names: 2,
+),)

@@ -13,10 +13,34 @@ batch, so an image's result does not depend on its batch.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
-from benchmark.attacks.settings import MomentumSettings
+from benchmark.attacks.entries import ModifierEntry
+from benchmark.attacks.settings import Flat, fail, real
+
+
+@dataclass(frozen=True)
+class MomentumSettings(Flat):
+    """MI-FGSM / NI-FGSM momentum on the per-image mean-|grad| normalised gradient.
+
+    Paper: "Boosting Adversarial Attacks with Momentum", Dong et al., CVPR 2018, arXiv:1710.06081;
+    NI: "Nesterov Accelerated Gradient and Scale Invariance for Adversarial Attacks", Lin et al.,
+    ICLR 2020, arXiv:1908.06281.
+
+    Args:
+        decay: momentum factor mu >= 0, unitless (default 1.0; 0 gives BIM).
+    """
+
+    decay: float = 1.0
+
+    def __post_init__(self) -> None:
+        decay = real("decay", self.decay)
+        if decay < 0:
+            fail("decay", self.decay, "must be >= 0")
+        object.__setattr__(self, "decay", decay)
 
 
 def l1_normalise(grad: Tensor) -> Tensor:
@@ -53,3 +77,12 @@ class Momentum:
 
     def lookahead(self, state: Tensor) -> Tensor | None:
         return self.decay * state if self.nesterov else None
+
+
+METHODS = (
+    ModifierEntry("mi", MomentumSettings, lambda m, b: Momentum(m), "grad", excludes=("ni",),
+                  paper="Boosting Adversarial Attacks with Momentum, Dong et al., CVPR 2018, arXiv:1710.06081"),
+    ModifierEntry("ni", MomentumSettings, lambda m, b: Momentum(m, nesterov=True), "grad", excludes=("mi",),
+                  paper="Nesterov Accelerated Gradient and Scale Invariance for Adversarial Attacks, Lin et al., "
+                        "ICLR 2020, arXiv:1908.06281"),
+)

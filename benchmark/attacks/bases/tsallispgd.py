@@ -25,13 +25,46 @@ where the authors' loop only evaluates the final loss (no gradient step follows)
 
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from benchmark.attacks.bases.pgd import PGD_DEFAULTS
+from benchmark.attacks.entries import AttackEntry
 from benchmark.attacks.losses.ce import log_probs, safe_labels
 from benchmark.attacks.parts import LossContext
+from benchmark.attacks.settings import IterativeSettings, choice, real
+
+
+@dataclass(frozen=True)
+class TsallisPGDSettings(IterativeSettings):
+    """TsallisPGD: PGD on the Tsallis cross-entropy with a dynamic q schedule.
+
+    Paper: "TsallisPGD: Adaptive Gradient Weighting for Adversarial Attacks on Semantic Segmentation",
+    arXiv:2605.03405 (only the abstract was available; the schedule's shape is an option).
+
+    Args:
+        (all of IterativeSettings; registry defaults alpha 2/255, steps 20, random start)
+        q_start: q at the first step (default -2.0); finite, unitless.
+        q_end: q at the last step (default 1.0, where L_q is CE).
+        q_schedule: "linear" (default) | "cosine" | "constant" (q_start throughout).
+    """
+
+    steps: int = 20
+    q_start: float = -2.0
+    q_end: float = 1.0
+    q_schedule: str = "linear"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "q_start", real("q_start", self.q_start))
+        object.__setattr__(self, "q_end", real("q_end", self.q_end))
+        choice("q_schedule", self.q_schedule, Q_SCHEDULES)
+
 
 Q_SCHEDULES = ("constant", "linear", "cosine")
 
@@ -63,3 +96,24 @@ def tsallis_loss(logits: Tensor, labels: Tensor, ctx: LossContext, q_start: floa
                  q_schedule: str) -> Tensor:
     """TsallisPGD pixel loss at step ``ctx.step``."""
     return tsallis_pixel_loss(logits, labels, ctx.valid, q_at(ctx.step, ctx.steps, q_start, q_end, q_schedule))
+
+
+def targeted_tsallis_loss(logits: Tensor, labels: Tensor, ctx: LossContext, q_start: float, q_end: float,
+                          q_schedule: str) -> Tensor:
+    """-L_q towards the targets ``ctx.targets``, q on the TsallisPGD schedule (``+targeted``)."""
+    return -tsallis_pixel_loss(logits, ctx.targets, ctx.valid, q_at(ctx.step, ctx.steps, q_start, q_end, q_schedule))
+
+
+def _schedule(settings: TsallisPGDSettings) -> dict[str, Any]:
+    return {"q_start": settings.q_start, "q_end": settings.q_end, "q_schedule": settings.q_schedule}
+
+
+# Revision 2: q_t = q_start + (q_end - q_start) t / T, as the authors' code (q_end is reached at t = T).
+METHODS = (AttackEntry(
+    "tsallispgd", TsallisPGDSettings, lambda s: functools.partial(tsallis_loss, **_schedule(s)),
+    paper="TsallisPGD: Adaptive Gradient Weighting for Adversarial Attacks on Semantic Segmentation, "
+          "arXiv:2605.03405",
+    defaults={**PGD_DEFAULTS, "steps": 20},
+    targeted_loss=lambda s: functools.partial(targeted_tsallis_loss, **_schedule(s)),
+    revision=lambda s: 2,
+),)

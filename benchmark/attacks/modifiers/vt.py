@@ -15,11 +15,31 @@ momentum. N extra forward and backward passes per step (times the copies of a pi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
+from benchmark.attacks.entries import ModifierEntry, part
 from benchmark.attacks.parts import Probe
-from benchmark.attacks.settings import VTSettings
+from benchmark.attacks.settings import Flat, count, positive
+
+
+@dataclass(frozen=True)
+class VTSettings(Flat):
+    """Variance tuning (arXiv:2103.15571).
+
+    Args:
+        vt_samples: neighbours N >= 1 per step (default 20).
+        vt_beta: neighbourhood radius as a multiple of eps, > 0 (default 1.5).
+    """
+
+    vt_samples: int = 20
+    vt_beta: float = 1.5
+
+    def __post_init__(self) -> None:
+        count("vt_samples", self.vt_samples)
+        object.__setattr__(self, "vt_beta", positive("vt_beta", self.vt_beta))
 
 
 class VarianceTuning:
@@ -45,3 +65,12 @@ class VarianceTuning:
 
     def lookahead(self, state: Tensor) -> None:
         return None
+
+
+# Revision 2 with NI: the neighbours are drawn around x^t, not around NI's look-ahead point.
+METHODS = (ModifierEntry(
+    "vt", VTSettings, part(VarianceTuning), "grad", copy_fields=("vt_samples",),
+    paper="Enhancing the Transferability of Adversarial Attacks through Variance Tuning, Wang, He, CVPR 2021, "
+          "arXiv:2103.15571",
+    revision=lambda settings, names: 2 if "ni" in names else 1,
+),)

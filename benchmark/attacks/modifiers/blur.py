@@ -21,13 +21,36 @@ and ``back`` and the coverage stay the geometry transform's.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch.nn.functional as F
 from torch import Tensor
 
+from benchmark.attacks.entries import ModifierEntry, part
+from benchmark.attacks.modifiers.ti import gaussian_kernel
 from benchmark.attacks.parts import GeometryTransform, View, identity_view
 from benchmark.attacks.rng import PerImageRNG
-from benchmark.attacks.settings import BlurSettings
-from benchmark.attacks.transforms.ti import gaussian_kernel
+from benchmark.attacks.settings import Flat, odd_kernel, positive
+
+
+@dataclass(frozen=True)
+class BlurSettings(Flat):
+    """Gaussian smoothing of every model input, after the geometry transform (TASS's input "TI").
+
+    Paper: "Transferable Attack for Semantic Segmentation", He et al., arXiv:2307.16572; the kernel of
+    TI (arXiv:1904.02884).
+
+    Args:
+        blur_kernel: odd kernel side k >= 1, pixels (default 5).
+        blur_nsig: the kernel spans [-nsig, nsig] standard deviations, > 0 (default 3.0).
+    """
+
+    blur_kernel: int = 5
+    blur_nsig: float = 3.0
+
+    def __post_init__(self) -> None:
+        odd_kernel("blur_kernel", self.blur_kernel)
+        object.__setattr__(self, "blur_nsig", positive("blur_nsig", self.blur_nsig))
 
 
 class InputBlur:
@@ -67,3 +90,9 @@ class Blurred:
     def __call__(self, x: Tensor, rng: PerImageRNG) -> list[View]:
         views = self.geometry(x, rng) if self.geometry is not None else [identity_view(x)]
         return [View([self.blur(inp) for inp in view.inputs], view.back, view.coverage) for view in views]
+
+
+METHODS = (ModifierEntry(
+    "blur", BlurSettings, part(InputBlur), "filter",
+    paper="Transferable Attack for Semantic Segmentation, He et al., arXiv:2307.16572 (its input smoothing)",
+),)

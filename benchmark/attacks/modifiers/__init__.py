@@ -1,0 +1,1 @@
+"""Modifiers joined with ``+``, one file per method: its settings, its part and its declaration (``METHODS``)."""

@@ -1,1 +1,0 @@
-"""Input transforms (DI) and gradient transforms (TI, MI / NI momentum)."""
