@@ -47,13 +47,16 @@ def _path_module_name(path: Path) -> str:
 
 
 def _import_error_line(spec: str, err: BaseException) -> str:
-    """``plugin 'X': failed to import (File.py:12: NameError: name 'y' is not defined)``."""
-    frames = traceback.extract_tb(err.__traceback__)
-    where = ""
-    for frame in reversed(frames):  # the innermost frame outside importlib's machinery
-        if "importlib" not in frame.filename and "<frozen" not in frame.filename:
-            where = f"{Path(frame.filename).name}:{frame.lineno}: "
-            break
+    """``plugin 'X': failed to import (file.py:12: NameError: name 'y' is not defined)``: the line of the
+    user's code (the innermost frame outside this package, Python's library and importlib)."""
+    frames = [f for f in traceback.extract_tb(err.__traceback__)
+              if "importlib" not in f.filename and "<frozen" not in f.filename]
+    if isinstance(err, SyntaxError) and err.filename:
+        frames.append(traceback.FrameSummary(err.filename, err.lineno or 0, "<module>"))
+    library = (str(Path(traceback.__file__).parent), str(Path(__file__).parent))
+    own = [f for f in frames if not f.filename.startswith(library)]
+    frame = (own or frames or [None])[-1]
+    where = f"{Path(frame.filename).name}:{frame.lineno}: " if frame else ""
     message = str(err).splitlines()[0] if str(err) else ""
     return f"plugin {spec!r}: failed to import ({where}{type(err).__name__}: {message})"
 
