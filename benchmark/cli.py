@@ -40,7 +40,7 @@ def _evaluate(argv: list[str]) -> int:
 @command("finalize", "write the result of a run whose journal holds every image (one killed while writing "
                      "its results), attacking nothing")
 def _finalize(argv: list[str]) -> int:
-    from benchmark.lightning.cli import finalize_cli
+    from benchmark.lightning.finalize import finalize_cli
 
     return finalize_cli(argv)
 
@@ -153,6 +153,22 @@ def _write_summary(rows: list[dict], out: Path) -> None:
     (out / "summary.md").write_text("\n".join(lines) + "\n")
 
 
+@command("attacks", "list every base attack and modifier: paper, defaults, passes per step, origin (built-in or "
+                    "plugin)")
+def _attacks(argv: list[str]) -> int:
+    from benchmark.attack_tools import attacks_command
+
+    return attacks_command(argv)
+
+
+@command("check-attack", "run the invariants every built-in attack holds (eps-ball, RNG, determinism, batch, "
+                         "ignored pixels, passes) on an attack, a plugin's included")
+def _check_attack(argv: list[str]) -> int:
+    from benchmark.attack_tools import check_attack_command
+
+    return check_attack_command(argv)
+
+
 @command("models", "list the model zoo and whether each checkpoint is present")
 def _models(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="benchmark models", description=COMMANDS["models"][0])
@@ -184,7 +200,7 @@ def _models(argv: list[str]) -> int:
         problems = metafiles.zoo_drift(load_zoo().values())
         for problem in problems:
             print(problem)
-        official = sum(1 for entry in load_zoo().values() if entry.url)
+        official = sum(1 for entry in load_zoo().values() if entry.url and entry.config)
         print(f"{official} official entries checked against mmseg's metafiles: {len(problems)} differences")
         return 1 if problems else 0
     rows = [("name", "dataset", "published mIoU", "checkpoint", "config")]
@@ -192,9 +208,10 @@ def _models(argv: list[str]) -> int:
         if args.dataset and entry.dataset != args.dataset:
             continue
         miou = entry.published_miou if entry.published_miou is not None else entry.clean_miou
-        present = "present" if entry.checkpoint_path.is_file() else "missing"
+        present = "none" if entry.checkpoint_path is None else \
+            "present" if entry.checkpoint_path.is_file() else "missing"
         rows.append((entry.name, entry.dataset, "-" if miou is None else f"{100 * miou:.2f}", present,
-                     entry.config))
+                     entry.recorded_config))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -202,10 +219,9 @@ def _models(argv: list[str]) -> int:
 
 
 def _print_layers(name: str, size: tuple[int, int]) -> int:
-    from benchmark.models import build_segmentor, get_model_entry
+    from benchmark.models import build_zoo_model
 
-    entry = get_model_entry(name)
-    model = build_segmentor(entry.config_path, mode="whole")
+    model = build_zoo_model(name, mode="whole", weights=False)
     rows = [("layer", "module", f"output for a 1x3x{size[0]}x{size[1]} image")]
     rows += model.layer_table(size)
     widths = [max(len(row[i]) for row in rows) for i in range(2)]

@@ -142,6 +142,11 @@ def origin(name: str) -> dict[str, Any] | None:
     return _ORIGINS[name]
 
 
+def builtin_parts() -> frozenset[str]:
+    """The names of the built-in bases and modifiers."""
+    return frozenset(name for name, record in _ORIGINS.items() if record is None)
+
+
 def attack_origins(name: str) -> tuple[dict[str, Any], ...]:
     """The distinct plugin provenance records behind an attack name (``myattack+mi`` -> one), in order."""
     base, mods = parse(name)

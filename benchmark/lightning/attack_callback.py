@@ -11,10 +11,11 @@ import lightning.pytorch as pl
 import torch
 
 from benchmark.attacks import ATTACKS, Attack, build_attack
-from benchmark.attacks.registry import base_name
+from benchmark.attacks.registry import attack_origins, base_name
 from benchmark.errors import ConfigError
 from benchmark.lightning import ADV_KEY, AdvKey
 from benchmark.lightning.runlog import log, say, seconds_since_start
+from benchmark.plugins import load_attack_plugins
 from benchmark.results import AttackInfo, Provenance
 
 EIGHT_255 = 8 / 255
@@ -89,6 +90,16 @@ def _check_budget(name: str, base) -> None:
         raise ConfigError(f"attack {name!r}: step alpha {alpha:g} is larger than eps {eps:g}: {hint}")
 
 
+def _one_origin(key: str, name: str) -> dict[str, Any] | None:
+    """The plugin behind attack ``name`` (None: built-in parts only). A result records one plugin per
+    attack, so an attack joining parts of two plugins is refused."""
+    records = attack_origins(name)
+    if len(records) > 1:
+        raise ConfigError(f"attack {key!r} joins parts of two plugins ({records[0]['import']}, "
+                          f"{records[1]['import']}); a result records one plugin per attack: put them in one file")
+    return records[0] if records else None
+
+
 class AdversarialSource(pl.Callback):
     """What fills ``batch["adv"]``, as the module, the CLI and the results writer see it: the attacks
     (names, full settings), the seeds, the adversarial format and, for a saved set, its provenance."""
@@ -136,13 +147,18 @@ class AttackCallback(AdversarialSource):
         allow_large_budget: accept ``eps >= 0.25`` or a step ``alpha`` above ``eps``; both are almost
             always unit mistakes (``eps: 8`` or ``1`` meaning 8/255 or 1/255), so they are refused
             unless this says they are meant.
+        plugins: users' attack files or modules (``path/to/my_attack.py``, ``my_pkg.attacks``), written in
+            the form of a built-in method file, loaded before the attacks are built, in every process;
+            installed packages' ``transegpgd_bench.attacks`` entry points are loaded too. Results record
+            each plugin attack's import name, distribution, version and source sha256.
     """
 
     def __init__(self, attacks: list[str | dict[str, Any]], eps: float = EIGHT_255, steps: int | None = 20,
                  alpha: float | None = None, seed: int = 0, seeds: list[int] | None = None, ensemble: str = "logits",
                  autocast: str | None = None, adv_format: str = "float", allow_large_budget: bool = False,
-                 compile: bool | str = False):
+                 compile: bool | str = False, plugins: list[str] | None = None):
         super().__init__()
+        self.plugins = load_attack_plugins(plugins)
         if adv_format not in ("float", "png_uint8"):
             raise ConfigError(f"attack.adv_format must be float or png_uint8, got {adv_format!r}")
         self.adv_format = adv_format
@@ -178,6 +194,7 @@ class AttackCallback(AdversarialSource):
             if not allow_large_budget:
                 _check_budget(key, attack.settings.base)
             self.attacks[key] = attack
+        self.origins = {key: _one_origin(key, attack.name) for key, attack in self.attacks.items()}
 
     @staticmethod
     def _track_for(name: str, common: dict[str, Any]) -> dict[str, Any]:
@@ -194,7 +211,8 @@ class AttackCallback(AdversarialSource):
         return list(self.attacks)
 
     def attack_infos(self) -> tuple[AttackInfo, ...]:
-        return tuple(AttackInfo.from_settings(name, attack.to_dict()) for name, attack in self.attacks.items())
+        return tuple(AttackInfo.from_settings(name, attack.to_dict(), origin=self.origins[name])
+                     for name, attack in self.attacks.items())
 
     def eps(self, attack: str) -> float:
         return self.attacks[attack].settings.base.eps

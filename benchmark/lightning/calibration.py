@@ -78,20 +78,19 @@ def device_name(device: torch.device) -> str:
 
 
 def geometry(net) -> Geometry:
-    """The inference geometry of a built model (its segmentor's ``test_cfg``)."""
-    cfg = net.segmentor.test_cfg
-    if cfg.get("mode", "whole") != "slide":
+    """The inference geometry of a built model (a slide-mode mmseg segmentor's ``test_cfg``)."""
+    if net.mode != "slide":
         return Geometry("whole")
+    cfg = net.segmentor.test_cfg
     return Geometry("slide", tuple(cfg["crop_size"]), tuple(cfg["stride"]))
 
 
 def geometry_without_weights(name: str, mode: str | None) -> Geometry:
-    """The geometry of zoo model ``name`` from its config alone (random weights: no checkpoint needed),
-    built as :func:`benchmark.models.build_zoo_model` builds it."""
-    from benchmark.models import build_segmentor, get_model_entry
+    """The geometry of zoo model ``name`` without its checkpoint (random weights, or a factory's own), built
+    as :func:`benchmark.models.build_zoo_model` builds it."""
+    from benchmark.models import build_zoo_model
 
-    entry = get_model_entry(name)
-    return geometry(build_segmentor(entry.config_path, mode=mode or entry.mode, default_crop_size=entry.crop_size))
+    return geometry(build_zoo_model(name, mode=mode, weights=False))
 
 
 def available_bytes(device: torch.device) -> int:

@@ -6,17 +6,18 @@ YAML and command-line overrides follow LightningCLI/jsonargparse conventions::
     benchmark run --config configs/default.yaml --print_config
 
 Groups: ``data`` (SegmentationDataModule), ``model`` (TransferModule), ``attack`` (AttackCallback),
-``results`` (ResultsWriter), ``progress`` (the progress bar), ``trainer``; top-level ``logger`` (wandb | csv | none) and ``wandb``.
+``results`` (ResultsWriter), ``progress`` (the progress bar), ``trainer``; top-level ``logger``
+(wandb | csv | none) and ``wandb``.
+
+Beside it: :mod:`~benchmark.lightning.finalize` (``benchmark finalize``), :mod:`~benchmark.lightning.run_config`
+(the run's fingerprint, W&B config and run id) and :mod:`~benchmark.lightning.error_lines` (one-line errors).
 """
 
 from __future__ import annotations
 
 import argparse
-import errno
-import json
 import os
 import sys
-import warnings
 from pathlib import Path
 
 import torch
@@ -25,13 +26,16 @@ from lightning.pytorch.cli import LightningCLI
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from lightning.pytorch.loggers import CSVLogger
 
+from benchmark import quiet
 from benchmark.errors import BenchmarkError, ConfigError
+from benchmark.lightning.error_lines import one_line, parser_error_line, storage_error_line
 from benchmark.lightning.preflight import (check_accelerator, check_trainer_options, check_wandb_online, launched_rank,
                                            prepare_out_dir, remove_empty_folders)
+from benchmark.lightning.run_config import fingerprint_config, resolved_config, wandb_run_id
 from benchmark.lightning.runlog import close_run_log, open_run_log, say
 from benchmark.lightning.stopping import EXIT_CODES, Interrupted, requeue_slurm_job, under_slurm
 from benchmark.lightning.stopping import install as install_signal_handlers
-from benchmark.results.journal import journal_dir, journalled_images
+from benchmark.results.journal import journalled_images
 from benchmark.results.outdir import RunLock
 from benchmark.lightning.attack_callback import AttackCallback
 from benchmark.lightning.datamodule import SegmentationDataModule
@@ -232,61 +236,6 @@ class BenchmarkCLI(LightningCLI):
                                      entity=config.wandb.entity, config=resolved_config(config))
 
 
-# Options that decide where results go or how they are shown, not what they are: left out of the
-# fingerprint, so a resumed run may change them (the world size among them).
-NOT_FINGERPRINTED = ("results.out_dir", "results.quiet", "results.num_logged_images", "results.per_class", "logger",
-                     "wandb", "progress", "model.num_examples", "model.eval_batch_size",
-                     "trainer.devices", "trainer.num_nodes", "trainer.strategy", "trainer.accelerator",
-                     "trainer.enable_progress_bar", "data.num_workers", "data.preflight", "config")
-
-
-def resolved_config(config) -> dict:
-    """The whole resolved configuration as plain data (W&B's run config; config.yaml holds the same)."""
-    plain = config.as_dict() if hasattr(config, "as_dict") else dict(config)
-    plain.pop("config", None)  # the config file paths: the values themselves are here
-    return json.loads(json.dumps(plain, default=str))
-
-
-def parser_error_line(err: argparse.ArgumentError, parser) -> str:
-    """A parser error on one line, with the closest option names for an unknown one."""
-    import difflib
-
-    text = " ".join(line.strip() for line in str(err).splitlines())
-    unknown = [token for token in text.replace("unrecognized arguments:", "").split() if token.startswith("--")]
-    if text.startswith("unrecognized arguments") and unknown:
-        known = [option for option in parser._option_string_actions if option.startswith("--")]
-        close = difflib.get_close_matches(unknown[0].split("=")[0], known, n=2, cutoff=0.6)
-        if close:
-            text += f" (did you mean {' or '.join(close)}?)"
-    return f"{text}; see {parser.prog} --help"
-
-
-def fingerprint_config(config) -> dict:
-    """The resolved configuration minus :data:`NOT_FINGERPRINTED`, as plain data."""
-    flat = {}
-    for key, value in config.as_dict().items() if hasattr(config, "as_dict") else dict(config).items():
-        if isinstance(value, dict):
-            flat.update({f"{key}.{k}": v for k, v in value.items()})
-        else:
-            flat[key] = value
-    return {k: v for k, v in sorted(flat.items())
-            if not any(k == skip or k.startswith(skip + ".") for skip in NOT_FINGERPRINTED)}
-
-
-def wandb_run_id(out_dir) -> str:
-    """The W&B run id of ``out_dir``: kept beside the journal, so a resumed run continues its W&B run."""
-    path = journal_dir(out_dir) / "wandb-id"
-    if path.is_file():
-        return path.read_text().strip()
-    import secrets
-
-    run_id = secrets.token_hex(4)
-    if launched_rank() == 0:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(run_id + "\n")
-    return run_id
-
-
 def _saved_sources(callback: SavedSetCallback) -> list[list[str]]:
     return callback.source_specs
 
@@ -328,9 +277,7 @@ class ConfigCheckCLI(BenchmarkCLI):
 
 def _make(cli_class: type[BenchmarkCLI], argv: list[str]) -> BenchmarkCLI:
     # `args` is the CLI's input; sys.argv stays the real command line so DDP can relaunch it.
-    warnings.filterwarnings("ignore", message=r".*(does not have many workers|LeafSpec|Checkpoint directory"
-                                              r"|LightningCLI's args parameter"
-                                              r"|Total length of `DataLoader` across ranks is zero)")
+    quiet.install()  # the known-harmless warnings and Lightning's litlogger tip, by message and module
     return cli_class(TransferModule, SegmentationDataModule, args=argv, run=False,
                      trainer_defaults=TRAINER_DEFAULTS, save_config_callback=None,
                      parser_kwargs={"prog": cli_class.prog, "exit_on_error": False, "description": cli_class.__doc__},
@@ -422,84 +369,13 @@ def run_cli(argv: list[str], cli_class: type[BenchmarkCLI] | None = None) -> int
     return status
 
 
-def storage_error_line(err: OSError, cli: BenchmarkCLI | None) -> str:
-    """An OSError on one line with the file it concerns and what the run kept: how many images the
-    journal holds, and the command that continues from there."""
-    what = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "the disk quota is exceeded",
-            errno.EROFS: "the file system is read-only"}.get(err.errno, f"OSError: {err.strerror or err}")
-    line = what + (f" writing {err.filename}" if err.filename else "")
-    if cli is None or getattr(cli, "config", None) is None:
-        return line + " (rerun with --debug for the traceback)"
-    out = Path(cli.config.results.out_dir)
-    total, kept = len(cli.datamodule.dataset), journalled_images(out)
-    if kept >= total:
-        written = "results.json was written, the other result files were not; " if (out / "results.json").is_file() \
-            else ""
-        return (f"{line}; {written}every image ({total}) is journalled in {out}: once the cause is fixed, "
-                f"`benchmark finalize {out}` (or the same command) writes the result without attacking")
-    return (f"{line}; {kept} of {total} images are journalled in {out}: once the cause is fixed, rerun the same "
-            f"command to attack the other {total - kept}")
+_FINALIZE_NAMES = ("FINALIZE_USAGE", "FinalizeCLI", "FinalizeEvaluateCLI", "finalize_cli")
 
 
-class FinalizeCLI(BenchmarkCLI):
-    """``benchmark finalize``: the result of a run whose journal holds every image, attacking nothing."""
+def __getattr__(name: str):
+    """The finalize command's names, from :mod:`benchmark.lightning.finalize` (which imports this module)."""
+    if name in _FINALIZE_NAMES:
+        from benchmark.lightning import finalize
 
-    prog = "benchmark finalize"
-    finalize = True
-
-
-class FinalizeEvaluateCLI(EvaluateCLI):
-    """``benchmark finalize`` of a ``benchmark evaluate`` run."""
-
-    prog = "benchmark finalize"
-    finalize = True
-
-
-FINALIZE_USAGE = """usage: benchmark finalize OUT_DIR [--takeover] [--debug] [benchmark run options]
-
-Write the result of the run in OUT_DIR from its journal, when the journal holds every image (a run
-killed while writing its results, e.g. by a scheduler's time limit). The run's own config.yaml is read,
-the models are built on the CPU (the result records the journal's numerics) and nothing is attacked.
-Options override the run's, e.g. --data.root when the data moved; --takeover takes the out_dir lock of
-a run that is gone."""
-
-
-def finalize_cli(argv: list[str]) -> int:
-    """``benchmark finalize OUT_DIR [--takeover] [--debug] [options]``: write the result of the run in
-    OUT_DIR from its journal when the journal holds every image (a run killed while writing its
-    results, say by a scheduler's time limit). The run's own config.yaml is read; the models are
-    built on the CPU (the journal's numerics are the result's), nothing is attacked. Options override
-    the run's (e.g. ``--data.root`` when the data moved)."""
-    import yaml
-
-    if not argv or argv[0].startswith("-"):
-        asked = argv[:1] in (["-h"], ["--help"])
-        print(FINALIZE_USAGE, file=sys.stdout if asked else sys.stderr)
-        return 0 if asked else 2
-    out, rest = Path(argv[0]), list(argv[1:])
-    config = out / "config.yaml"
-    if not config.is_file():
-        print(f"error: {out} holds no config.yaml: not the out_dir of a benchmark run", file=sys.stderr)
-        return 2
-    if not any(journal_dir(out).glob("rank-*.jsonl")):
-        done = " (its results.json is the result)" if (out / "results.json").is_file() else ""
-        print(f"error: {out} holds no journal: nothing to finalize{done}", file=sys.stderr)
-        return 2
-    try:
-        evaluate = "adv" in (yaml.safe_load(config.read_text()) or {})
-    except (OSError, yaml.YAMLError) as err:
-        print(f"error: {config}: {one_line(err)}", file=sys.stderr)
-        return 2
-    args = ["--config", str(config), "--results.out_dir", str(out), "--trainer.accelerator", "cpu",
-            "--trainer.devices", "1", "--trainer.num_nodes", "1", "--trainer.strategy", "auto", *rest]
-    return run_cli(args, FinalizeEvaluateCLI if evaluate else FinalizeCLI)
-
-
-def one_line(err: BaseException) -> str:
-    """An error's message on one line; for an error re-raised from a DataLoader worker (its message
-    embeds the worker's traceback) the original message, from the traceback's last line."""
-    text = str(err).strip()
-    if "Original Traceback" in text:
-        last = text.splitlines()[-1]
-        text = last.split(": ", 1)[1] if ": " in last else last
-    return " ".join(text.split("\n")[:1]) if text else type(err).__name__
+        return getattr(finalize, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

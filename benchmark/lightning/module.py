@@ -104,8 +104,8 @@ class TransferModule(pl.LightningModule):
             raise ConfigError(f"model.source_models lacks {sorted(set(self.source_names) - set(self.source_models))}")
         self.built_names = list(dict.fromkeys(built))
         for name in self.built_names:
-            entry = get_model_entry(name)
-            if not entry.checkpoint_path.is_file():
+            entry = get_model_entry(name)  # imports a factory entry's factory: a bad one fails here
+            if entry.checkpoint_path is not None and not entry.checkpoint_path.is_file():
                 hint = f" (benchmark fetch-checkpoint {name})" if entry.url else ""
                 raise ConfigError(f"checkpoint of model {name!r} not found: {entry.checkpoint_path}{hint}")
         self.attacked = [AdvKey(info.id, attack, seed) for info in self.source_infos
@@ -171,8 +171,9 @@ class TransferModule(pl.LightningModule):
         if name not in self.nets:
             return dict(self.source_models[name])
         net = self.nets[name]
-        return {"name": name, "config": get_model_entry(name).config, "checkpoint_sha256": net.checkpoint_sha256,
-                "mode": net.mode}
+        info = {"name": name, "config": get_model_entry(name).recorded_config,
+                "checkpoint_sha256": net.checkpoint_sha256, "mode": net.mode}
+        return info if net.origin is None else {**info, "origin": net.origin}
 
     def validation_step(self, batch: dict, batch_idx: int) -> dict:
         labels = batch["label"]

@@ -103,17 +103,16 @@ class ResultsWriter(pl.Callback):
 
     def fingerprint_parts(self, trainer, pl_module) -> dict:
         """Everything that decides the numbers (not where they go or how they are shown)."""
-        from benchmark.models.checkpoints import sha256_file
+        from benchmark.models import model_fingerprint
         from benchmark.models.mmseg_adapter import library_versions
-        from benchmark.models.zoo import get_model_entry
 
         source = _adversarial_source(trainer)
         checkpoints = {}
         for name in dict.fromkeys([*pl_module.source_names, *pl_module.target_names]):
             known = (pl_module.source_models or {}).get(name)
-            checkpoints[name] = known["checkpoint_sha256"] if known else sha256_file(get_model_entry(name).checkpoint_path)
+            checkpoints[name] = known["checkpoint_sha256"] if known else model_fingerprint(name)
         numerics = NumericsInfo.current(trainer.strategy.root_device, *_numerics_options(trainer, pl_module))
-        return {"config": self.run_config or {}, "attacks": {a.name: a.settings_hash for a in source.attack_infos()},
+        return {"config": self.run_config or {}, "attacks": {a.name: _attack_fingerprint(a) for a in source.attack_infos()},
                 "seeds": list(source.seeds), "checkpoints": checkpoints,
                 "images": sorted(sample.name for sample in trainer.datamodule.dataset.samples),
                 "versions": vars(Versions.current(mmseg=library_versions()["mmseg"])), "numerics": vars(numerics),
@@ -149,7 +148,7 @@ class ResultsWriter(pl.Callback):
             })
 
     def _save_pngs(self, trainer, batch) -> None:
-        from benchmark.models.checkpoints import sha256_file
+        from benchmark.fileio import sha256_file
 
         source = _adversarial_source(trainer)
         images = {CLEAN: batch["image"]}
@@ -217,7 +216,7 @@ class ResultsWriter(pl.Callback):
                                                 if "offline-run" in str(wandb_dir) else ""))
 
     def _write_manifest(self, result: RunResult, saved: list[SavedFile], source: AdversarialSource) -> None:
-        from benchmark.models.checkpoints import sha256_file
+        from benchmark.fileio import sha256_file
 
         names = sorted({r.image for r in result.images})
         manifest = AdvManifest(
@@ -256,7 +255,8 @@ class ResultsWriter(pl.Callback):
             roles = tuple(r for r, names in (("source", module.source_names), ("target", module.target_names))
                           if name in names)
             models.append(ModelInfo(name=name, roles=roles, config=info["config"],
-                                    checkpoint_sha256=info["checkpoint_sha256"], inference_mode=info["mode"]))
+                                    checkpoint_sha256=info["checkpoint_sha256"], inference_mode=info["mode"],
+                                    origin=info.get("origin")))
         attacks = attack_cb.attack_infos()
         sources = tuple(module.source_infos)
         metrics, summaries, comparisons = derive(
@@ -314,3 +314,9 @@ def _check_torchmetrics_agree(attempt, scores, num_classes: int) -> None:
                            (s.miou, tuple(s.per_class_iou), s.pixel_accuracy, fresh_success, s.num_images)):
             raise ResultError(f"{target}/{condition}: the per-image records give mIoU {point.miou} but the "
                               f"metric states {s.miou}; refusing to write an inconsistent result")
+
+
+def _attack_fingerprint(info) -> str | list:
+    """An attack's settings hash, plus its plugin's source digests: a plugin edited between a kill and the
+    rerun makes the journal's fingerprint differ (built-in attacks keep their fingerprint)."""
+    return info.settings_hash if info.origin is None else [info.settings_hash, info.origin.sha256]

@@ -42,7 +42,7 @@ class SavedSetCallback(AdversarialSource):
 
     def __init__(self, adv_dir: str):
         super().__init__()
-        from benchmark.models.checkpoints import sha256_file
+        from benchmark.fileio import sha256_file
 
         self.adv_dir = Path(adv_dir)
         self.manifest = read_manifest(self.adv_dir)
@@ -71,7 +71,8 @@ class SavedSetCallback(AdversarialSource):
     @property
     def source_models(self) -> list[dict]:
         return [{"name": m.name, "config": m.config, "checkpoint_sha256": m.checkpoint_sha256,
-                 "mode": m.inference_mode} for m in self.manifest.models]
+                 "mode": m.inference_mode, **({} if m.origin is None else {"origin": m.origin.to_dict()})}
+                for m in self.manifest.models]
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         data, expected = trainer.datamodule, self.manifest.dataset

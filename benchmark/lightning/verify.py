@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.errors import CheckpointError, ResultError
-from benchmark.models.checkpoints import sha256_file
+from benchmark.fileio import sha256_file
 from benchmark.models.zoo import get_model_entry
 from benchmark.results import CLEAN, read_result
 from benchmark.results.audit import check_consistency, compare_images
@@ -68,14 +68,40 @@ def check_entry_file(path: Path):
 
 
 def check_checkpoints(entry) -> None:
+    """Refuse a local model whose checkpoint (or a factory model's source files) differs from the entry's."""
     for model in entry.models:
-        local = get_model_entry(model.name).checkpoint_path
-        if not local.is_file():
+        zoo_entry = get_model_entry(model.name)
+        recorded = model.origin  # a factory model's provenance
+        if zoo_entry.factory is not None and recorded is not None:
+            from benchmark.plugins import check_origin
+
+            check_origin(recorded.to_dict(), zoo_entry.load_factory()[1], f"model {model.name!r}: factory")
+        local = zoo_entry.checkpoint_path
+        if local is None and model.checkpoint_sha256 is None:
+            continue  # a factory model with its own weights: its code is its provenance
+        if local is None or not local.is_file():
             raise CheckpointError(f"cannot verify: checkpoint of {model.name!r} not found at {local}")
         digest = sha256_file(local)
         if digest != model.checkpoint_sha256:
             raise CheckpointError(f"refusing to verify: {local} has sha256 {digest}, the entry records "
                                   f"{model.checkpoint_sha256}")
+
+
+def check_plugins(entry) -> None:
+    """Load the plugin an entry's attack was made with, refusing (one line naming the file) a local copy
+    whose sources differ from the recorded ones; an attack of unknown parts without a record is refused."""
+    from benchmark.attacks.registry import ATTACKS, MODIFIERS
+    from benchmark.plugins import check_origin, import_spec, load_attack_plugins
+
+    recorded = entry.attack.origin
+    if recorded is not None:
+        check_origin(recorded.to_dict(), import_spec(recorded.import_), "attack plugin")
+        load_attack_plugins([recorded.import_])
+    name = entry.attack.settings.get("attack", entry.attack.name)
+    unknown = [part for part in name.split("+") if part not in ATTACKS and part not in MODIFIERS]
+    if unknown:
+        raise ResultError(f"cannot verify: attack {name!r} uses {unknown[0]!r}, which is neither built in nor "
+                          "recorded as a plugin")
 
 
 def rerun_arguments(entry, images: int, data_root: str, out_dir: Path, batch_size: int) -> list[str]:
@@ -96,6 +122,7 @@ def rerun_arguments(entry, images: int, data_root: str, out_dir: Path, batch_siz
         "--attack.ensemble", str(settings.get("ensemble", "logits")),
         "--results.out_dir", str(out_dir), "--results.quiet", "true", "--logger", "none",
         "--progress.refresh_rate", "0",
+        *(["--attack.plugins", json.dumps([entry.attack.origin.import_])] if entry.attack.origin else []),
     ]
 
 
@@ -121,6 +148,7 @@ def verify(path: str | Path, images: int = 8, data_root: str | None = None, tole
     path = Path(path)
     entry = check_entry_file(path)
     check_checkpoints(entry)
+    check_plugins(entry)
     images = min(images, entry.dataset.num_images)
     root = data_root or DEFAULT_ROOTS.get(entry.dataset.name)
     if root is None:

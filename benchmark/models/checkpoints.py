@@ -17,7 +17,6 @@ are refused: they are programs. Weights holding NaN or inf are refused before lo
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 import zipfile
@@ -30,10 +29,9 @@ import torch
 from torch import nn
 
 from benchmark.errors import CheckpointError
-from benchmark.fileio import write_atomic
+from benchmark.fileio import sha256_file, write_atomic
 from benchmark.models import unpickler
 
-_CHUNK = 1 << 20
 _MAX_KEYS_SHOWN = 6
 WEIGHT_KEYS = ("state_dict", "model", "module")
 FORMATS = ("torch-zip", "torch-legacy", "safetensors")
@@ -81,15 +79,6 @@ class LoadReport:
         return (f"{self.path}: loaded {self.loaded} of the model's {self.total} tensors; "
                 f"{len(self.missing)} missing {_short(list(self.missing))}, "
                 f"{len(self.unexpected)} unexpected {_short(list(self.unexpected))}")
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_checkpoint(path: str | os.PathLike) -> Checkpoint:

@@ -20,7 +20,8 @@ import torch
 from benchmark.errors import CheckpointError
 from benchmark.fileio import write_atomic
 from benchmark.models import unpickler
-from benchmark.models.checkpoints import read_checkpoint, sha256_file
+from benchmark.fileio import sha256_file
+from benchmark.models.checkpoints import read_checkpoint
 
 _MAX_LISTED = 64  # arrays up to this many elements are written out; larger ones are summarised
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from benchmark.errors import CheckpointError
-from benchmark.models.checkpoints import sha256_file
+from benchmark.fileio import sha256_file
 from benchmark.models.zoo import get_model_entry
 
 _CHUNK = 1 << 20

@@ -100,8 +100,8 @@ def drift(entry: ModelEntry) -> list[str]:
 
 
 def zoo_drift(entries: Iterable[ModelEntry]) -> list[str]:
-    """:func:`drift` over every official entry (those with a download url)."""
-    return [problem for entry in entries if entry.url for problem in drift(entry)]
+    """:func:`drift` over every official entry (an mmseg config with a download url)."""
+    return [problem for entry in entries if entry.url and entry.config for problem in drift(entry)]
 
 
 def entry_from_metafile(config: str) -> dict:

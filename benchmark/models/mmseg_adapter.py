@@ -19,72 +19,57 @@ import torch
 import torch.utils.checkpoint
 from torch import nn
 
-from benchmark.attacks.features import capture
-from benchmark.errors import CheckpointError, ConfigError
-from benchmark.models.checkpoints import LoadReport, load_weights, sha256_file
+from benchmark import quiet
+from benchmark.errors import ConfigError
+from benchmark.models.checkpoints import LoadReport
+from benchmark.models.wrapper import SegmentationWrapper, load_checkpoint
 
 MODES = ("whole", "slide")
 
 
-class SegmentationModel(nn.Module):
-    """An mmseg segmentor behind the benchmark's model contract.
+class SegmentationModel(SegmentationWrapper):
+    """An mmseg segmentor behind the benchmark's model contract (:class:`SegmentationWrapper`).
 
     Input: float RGB images in [0, 1], shape (N, 3, H, W), any H and W (values slightly outside
     [0, 1], e.g. at an NI look-ahead point, are accepted). Output: float logits (N, K, H, W) at
     input resolution, computed by the segmentor's own ``inference`` (whole or sliding window),
-    differentiable with respect to the input.
+    differentiable with respect to the input. Layer names are relative to the segmentor.
 
-    Attributes:
-        num_classes: K.
-        class_names: K class names.
+    Attributes (besides the base's):
         config_name: the config the model was built from.
-        checkpoint_sha256: sha256 of the loaded checkpoint file, or None for random weights.
-        checkpoint_report: how the checkpoint's tensors loaded (:class:`LoadReport`), or None.
-        mode: "whole" or "slide".
     """
 
     def __init__(self, segmentor: nn.Module, mean: torch.Tensor, std: torch.Tensor,
                  class_names: tuple[str, ...], config_name: str, checkpoint_sha256: str | None,
                  checkpoint_report: LoadReport | None = None):
-        super().__init__()
+        super().__init__(class_names, checkpoint_sha256, checkpoint_report)
         self.segmentor = segmentor
         # Buffers on the [0, 1] scale: mmseg's 0-255 mean/std divided by 255.
         self.register_buffer("mean", mean.view(1, -1, 1, 1) / 255.0, persistent=False)
         self.register_buffer("std", std.view(1, -1, 1, 1) / 255.0, persistent=False)
-        self.num_classes = len(class_names)
-        self.class_names = class_names
         self.config_name = config_name
-        self.checkpoint_sha256 = checkpoint_sha256
-        self.checkpoint_report = checkpoint_report
-        self.memory_format = torch.contiguous_format
 
-    def use_channels_last(self) -> SegmentationModel:
-        """Keep the weights and the normalised input in ``torch.channels_last`` (NHWC) memory: the
-        faster layout of convolutions on recent GPUs (tensor cores), and with bf16 autocast above all.
-        Logits and input gradients are the same tensors up to float rounding; the layout is recorded in
-        a result's numerics."""
-        self.memory_format = torch.channels_last
-        self.segmentor.to(memory_format=torch.channels_last)
-        return self
+    @property
+    def network(self) -> nn.Module:
+        return self.segmentor
 
     @property
     def mode(self) -> str:
         return self.segmentor.test_cfg.get("mode", "whole")
 
-    def _prepare(self, images: torch.Tensor) -> tuple[torch.Tensor, list[dict]]:
-        if images.dim() != 4 or images.shape[1] != self.mean.shape[1]:
-            raise ValueError(
-                f"expected images of shape (N, {self.mean.shape[1]}, H, W), got {tuple(images.shape)}"
-            )
+    def _inputs(self, images: torch.Tensor) -> tuple[torch.Tensor, list[dict]]:
+        self._check_images(images, self.mean.shape[1])
         height, width = images.shape[-2:]
         # Fresh metadata per call: mmseg's slide inference writes into the first dict.
         metas = [dict(ori_shape=(height, width), img_shape=(height, width), pad_shape=(height, width),
                       padding_size=[0, 0, 0, 0]) for _ in range(images.shape[0])]
         return ((images - self.mean) / self.std).contiguous(memory_format=self.memory_format), metas
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        normalised, metas = self._prepare(images)
+    def _infer(self, normalised: torch.Tensor, metas: list[dict]) -> torch.Tensor:
         return self.segmentor.inference(normalised, metas)
+
+    def _encode(self, normalised: torch.Tensor, metas: list[dict]) -> torch.Tensor:
+        return self.segmentor.encode_decode(normalised, metas)  # whole image, no sliding windows
 
     @property
     def default_feature_layer(self) -> str | None:
@@ -96,65 +81,8 @@ class SegmentationModel(nn.Module):
             return None
         return "backbone.layer3" if hasattr(backbone, "layer3") else "backbone[2]"
 
-    def features(self, images: torch.Tensor, layers: list[str] | tuple[str, ...]) -> dict[str, torch.Tensor]:
-        """Outputs of the named submodules of the segmentor (names as in ``segmentor.named_modules()``,
-        listed by ``benchmark models --layers``) for images in [0, 1], differentiable with respect to
-        the images. The forward pass runs on the whole image (no sliding windows) and stops at the
-        deepest requested layer."""
-        normalised, metas = self._prepare(images)
-        return capture(self.segmentor, list(layers), lambda: self.segmentor.encode_decode(normalised, metas))
-
-    def logits_and_features(self, images: torch.Tensor,
-                            layers: list[str] | tuple[str, ...]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """``(self(images), self.features(images, layers))`` from one forward pass, for losses that read
-        both (RP-PGD's prototypes). Whole inference only: sliding windows would give one window's
-        features; ValueError in slide mode."""
-        if self.mode != "whole":
-            raise ValueError(f"logits and features of one forward need whole inference; this model uses "
-                             f"{self.mode!r} (build it with mode='whole')")
-        normalised, metas = self._prepare(images)
-        out: list[torch.Tensor] = []
-        found = capture(self.segmentor, list(layers),
-                        lambda: out.append(self.segmentor.inference(normalised, metas)), stop_early=False)
-        return out[0], found
-
-    def layer_table(self, size: tuple[int, int] = (256, 256)) -> list[tuple[str, str, str]]:
-        """(name, module type, output shape) of every submodule, from one forward pass of a
-        (1, 3, *size) image, in the order the modules finished; modules that did not run are listed last."""
-        shapes: dict[str, str] = {}
-        handles = []
-        for name, module in self.segmentor.named_modules():
-            if not name:
-                continue
-
-            def hook(module, inputs, output, name=name):
-                if name not in shapes:
-                    shapes[name] = _shape_text(output)
-
-            handles.append(module.register_forward_hook(hook))
-        try:
-            with torch.no_grad():
-                self(torch.full((1, 3, *size), 0.5, device=self.mean.device))
-        finally:
-            for handle in handles:
-                handle.remove()
-        modules = dict(self.segmentor.named_modules())
-        ran = [(name, type(modules[name]).__name__, shape) for name, shape in shapes.items()]
-        idle = [(name, type(module).__name__, "-") for name, module in modules.items()
-                if name and name not in shapes]
-        return ran + idle
-
     def extra_repr(self) -> str:
         return f"config={self.config_name!r}, num_classes={self.num_classes}, mode={self.mode!r}"
-
-
-def _shape_text(output: Any) -> str:
-    """(1, 64, 8, 8) for a tensor; [(..), (..)] for a sequence (select one with NAME[i])."""
-    if isinstance(output, torch.Tensor):
-        return str(tuple(output.shape))
-    if isinstance(output, (tuple, list)) and all(isinstance(o, torch.Tensor) for o in output):
-        return "[" + ", ".join(str(tuple(o.shape)) for o in output) + "]"
-    return type(output).__name__
 
 
 def build_segmentor(config: str | os.PathLike | Mapping, checkpoint: str | os.PathLike | None = None,
@@ -211,22 +139,11 @@ def build_segmentor(config: str | os.PathLike | Mapping, checkpoint: str | os.Pa
     segmentor = _build(model_cfg, config)
     if checkpoint_windows and model_cfg["test_cfg"]["mode"] == "slide":
         segmentor.encode_decode = _checkpointed(segmentor.encode_decode)
-    sha256, report = None, None
-    if checkpoint is not None:
-        if not Path(checkpoint).is_file():
-            raise CheckpointError(f"checkpoint not found: {checkpoint}")
-        sha256 = sha256_file(checkpoint)
-        if expected_sha256 is not None and sha256 != expected_sha256:
-            raise CheckpointError(
-                f"checksum mismatch for {checkpoint}: expected {expected_sha256}, file has {sha256}"
-            )
-        report = load_weights(segmentor, checkpoint, strict=strict)
+    sha256, report = (None, None) if checkpoint is None else load_checkpoint(segmentor, checkpoint,
+                                                                             expected_sha256, strict)
     model = SegmentationModel(segmentor, mean, std, _class_names(cfg, segmentor), _config_name(config),
                               sha256, report)
-    model.eval()
-    for parameter in model.parameters():
-        parameter.requires_grad_(False)
-    return model.to(device)
+    return model.frozen(device)
 
 
 def _checkpointed(encode_decode):
@@ -259,10 +176,9 @@ def library_versions() -> dict[str, str]:
 
 @contextmanager
 def _quiet_imports():
-    """Silence the import-time and deprecation warnings that mmcv-lite and mmseg print."""
+    """Silence the known-harmless warnings of mmcv-lite, mmengine and mmseg (:mod:`benchmark.quiet`), no others."""
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", module=r"(mmcv|mmseg|mmengine)(\.|$)")
-        warnings.filterwarnings("ignore", message=r".*(MultiScaleDeformableAttention|build_loss|mmcv-lite|pkg_resources)")
+        quiet.ignore_known_warnings()
         yield
 
 
@@ -383,7 +299,8 @@ def _import_mmseg():
                           "(the package's [lite] extra), or a full mmcv 2.0/2.1 with compiled ops") from None
     except AssertionError as err:  # mmseg asserts its supported mmcv range at import
         raise ConfigError(f"mmsegmentation refuses the installed mmcv: {err}") from None
-    register_all_modules(init_default_scope=False)
+    with _quiet_imports():  # imports mmseg.models, and with it mmcv's transformer bricks
+        register_all_modules(init_default_scope=False)
     return mmseg
 
 

@@ -31,6 +31,7 @@ from benchmark.results.schema import (
     MetricRecord,
     ModelInfo,
     NumericsInfo,
+    Origin,
     PerturbationRecord,
     PerturbationSummary,
     Provenance,
@@ -46,7 +47,8 @@ __all__ = [
     "ENTRY_SCHEMA_VERSION", "LeaderboardEntry", "RANKING_RULE", "Row", "Table", "build",
     "check_submittable", "join_results", "leaderboard_tables", "load_entries", "log_to_wandb", "read_entry", "submit",
     "CLEAN", "SCHEMA_VERSION", "AttackInfo", "Comparison", "DatasetInfo", "ImageRecord", "IntervalInfo",
-    "MetricRecord", "ModelInfo", "NumericsInfo", "PerturbationRecord", "PerturbationSummary", "Provenance", "RunResult", "SourceInfo", "SummaryRecord", "Timings", "TrackInfo", "Versions", "read_result", "result_from_json",
+    "MetricRecord", "ModelInfo", "NumericsInfo", "Origin", "PerturbationRecord", "PerturbationSummary", "Provenance",
+    "RunResult", "SourceInfo", "SummaryRecord", "Timings", "TrackInfo", "Versions", "read_result", "result_from_json",
     "result_to_json", "results_heatmap", "results_markdown", "settings_hash", "track_name",
     "write_result",
 ]

@@ -125,7 +125,7 @@ def read_manifest(folder: str | os.PathLike[str]) -> AdvManifest:
 
 def check_files(folder: str | os.PathLike[str], manifest: AdvManifest) -> None:
     """Every listed file exists with its sha256, and no other PNG is in the set."""
-    from benchmark.models.checkpoints import sha256_file
+    from benchmark.fileio import sha256_file
 
     folder = Path(folder)
     present = {p.relative_to(folder).as_posix() for p in folder.rglob("*.png")}

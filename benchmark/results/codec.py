@@ -1,7 +1,7 @@
 """Strict conversion between frozen dataclasses and JSON values, driven by the type annotations.
 
 Supported field types: ``int``, ``float``, ``str``, ``bool``, ``X | None``, ``tuple[X, ...]``, nested
-dataclasses and ``dict[str, JSONScalar]`` (flat attack settings). Decoding is strict:
+dataclasses and ``dict[str, JSONScalar]`` (flat attack settings, file digests). Decoding is strict:
 
 - a dataclass is a JSON object with exactly its field names: missing and unknown keys are errors;
 - ``int`` accepts only JSON integers, ``float`` accepts JSON integers and floats (never booleans or
@@ -39,6 +39,13 @@ def _scalar(value: Any, where: str) -> JSONScalar:
 
 #: dataclass field metadata key: omit the field from files while it holds its default
 OMIT_DEFAULT = "omit_default"
+#: dataclass field metadata key: the field's JSON key when it differs from its Python name (``import``)
+JSON_KEY = "json_key"
+
+
+def json_key(f: dataclasses.Field) -> str:
+    """The JSON key of dataclass field ``f``: ``metadata[JSON_KEY]``, else its name."""
+    return f.metadata.get(JSON_KEY, f.name)
 
 
 def encode(value: Any, where: str = "") -> Any:
@@ -48,7 +55,7 @@ def encode(value: Any, where: str = "") -> Any:
     is left out while it holds its default, so those files and their content hashes stay valid.
     """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: encode(getattr(value, f.name), f"{where}.{f.name}".lstrip("."))
+        return {json_key(f): encode(getattr(value, f.name), f"{where}.{json_key(f)}".lstrip("."))
                 for f in dataclasses.fields(value)
                 if not (f.metadata.get(OMIT_DEFAULT) and getattr(value, f.name) == f.default)}
     if isinstance(value, (tuple, list)):
@@ -104,15 +111,15 @@ def _decode_dataclass(cls: type[T], value: Any, file: str, path: str) -> T:
         raise ResultError(f"{file}: {path or '<top>'}: expected an object, got {_describe(value)}")
     hints = typing.get_type_hints(cls)
     fields = dataclasses.fields(cls)
-    names = [f.name for f in fields]
+    names = {json_key(f): f.name for f in fields}  # JSON key -> field name
     key = (lambda name: f"{path}.{name}" if path else name)
-    missing = [f.name for f in fields if f.name not in value and not f.metadata.get(OMIT_DEFAULT)]
+    missing = [json_key(f) for f in fields if json_key(f) not in value and not f.metadata.get(OMIT_DEFAULT)]
     if missing:
         raise ResultError(f"{file}: missing key '{key(missing[0])}'")
     unknown = sorted(set(value) - set(names))
     if unknown:
         raise ResultError(f"{file}: unknown key '{key(unknown[0])}'")
-    kwargs = {n: decode(hints[n], value[n], file, key(n)) for n in names if n in value}
+    kwargs = {n: decode(hints[n], value[k], file, key(k)) for k, n in names.items() if k in value}
     try:
         return cls(**kwargs)
     except ResultError as err:

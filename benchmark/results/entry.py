@@ -1,10 +1,11 @@
 """``LeaderboardEntry``: one attack x source x dataset x track, split out of a ``RunResult``.
 
 An entry carries everything needed to re-run it (``verify``): the dataset, every model's config,
-checkpoint sha256 and inference mode, the attack's full flat settings, the seed, the adversarial
-format and the versions; plus the clean and adversarial scores on each target. Run timings are not
-part of an entry (they belong to the whole run), so re-submitting the same results gives the same
-content hash and is recognised as a duplicate.
+checkpoint sha256 and inference mode, the attack's full flat settings, the origin (import spec, version,
+source digests) of any users' code among them, the seed, the adversarial format and the versions; plus
+the clean and adversarial scores on each target. Run timings are not part of an entry (they belong to
+the whole run), so re-submitting the same results gives the same content hash and is recognised as a
+duplicate.
 
 Entries are identified by their content hash: the first 12 hex digits of the sha256 of their
 canonical JSON (sorted keys, no spaces). They live at
@@ -13,6 +14,7 @@ canonical JSON (sorted keys, no spaces). They live at
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from benchmark.results import codec
 from benchmark.results.io import Migration, load_json, migrate, read_record, write_json_atomic
 from benchmark.results.migrations import entry_v1_to_v2
 from benchmark.results.schema import (
+    BUILT_IN,
     CLEAN,
     AttackInfo,
     DatasetInfo,
@@ -31,6 +34,7 @@ from benchmark.results.schema import (
     MetricRecord,
     ModelInfo,
     NumericsInfo,
+    Origin,
     PerturbationRecord,
     PerturbationSummary,
     RunResult,
@@ -147,6 +151,26 @@ class LeaderboardEntry:
         return next(m for m in self.models if m.name == name)
 
     @property
+    def origins(self) -> tuple[Origin, ...]:
+        """The origins of the users' code the entry used: the attack's, then its models' (in model
+        order), each once; empty when the attack and every model are built in."""
+        found: list[Origin] = []
+        for origin in (self.attack.origin, *(m.origin for m in self.models)):
+            if origin is not None and origin not in found:
+                found.append(origin)
+        return tuple(found)
+
+    @property
+    def uses_user_code(self) -> bool:
+        """True when the attack or a model of the entry is users' code (a plugin or a model factory)."""
+        return bool(self.origins)
+
+    @property
+    def origin_text(self) -> str:
+        """``built-in``, or the users' code it used: ``my_pkg.attacks 0.1.0, path/to/model.py``."""
+        return ", ".join(o.label for o in self.origins) or BUILT_IN
+
+    @property
     def content_hash(self) -> str:
         """First 12 hex digits of the sha256 of the entry's canonical JSON."""
         return short_hash(codec.encode(self))
@@ -168,8 +192,8 @@ def entries_from_result(result: RunResult, metadata: EntryMetadata | None = None
     models are its source's models and the run's targets; ``metadata`` goes into every entry."""
     entries = []
     for source in result.sources:
-        models = tuple(ModelInfo(m.name, tuple(r for r in m.roles if r == "target" or m.name in source.models),
-                                 m.config, m.checkpoint_sha256, m.inference_mode)
+        models = tuple(dataclasses.replace(m, roles=tuple(r for r in m.roles
+                                                          if r == "target" or m.name in source.models))
                        for m in result.models if "target" in m.roles or m.name in source.models)
         for attack in result.attacks:
             if attack.track is None:

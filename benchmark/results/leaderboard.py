@@ -13,6 +13,7 @@ defined by :func:`benchmark.results.tracks.track_name`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,6 +35,28 @@ from benchmark.results.schema import SHA256_RE, RunResult
 __all__ = ["build", "check_submittable", "leaderboard_tables", "log_to_wandb", "submit"]
 
 
+#: A model's ``config`` that names a Python factory (``pkg.mod:fn``, ``path/file.py:fn``), not an mmseg config.
+FACTORY_SPEC = re.compile(r"^[^:]+:[A-Za-z_]\w*$")
+
+
+def check_users_code_recorded(result: RunResult, file: str) -> None:
+    """Refuse a result whose attack uses parts that are not built in (a plugin's) without recording the
+    plugin's provenance: nobody could re-run it."""
+    from benchmark.attacks.registry import builtin_parts
+
+    builtin = builtin_parts()
+    for a in result.attacks:
+        name = a.settings.get("attack")  # the canonical name every result of this code records
+        foreign = [part for part in str(name).split("+") if part not in builtin] if name else []
+        if foreign and a.origin is None:
+            raise ResultError(f"{file}: attack '{a.name}' uses plugin code ({', '.join(foreign)}) but records no "
+                              "origin (import name, version, source sha256); re-run it with this version")
+    for m in result.models:
+        if FACTORY_SPEC.match(m.config or "") and m.origin is None:
+            raise ResultError(f"{file}: model '{m.name}' is built by the factory {m.config} but records no origin "
+                              "(import name, version, source sha256); re-run it with this version")
+
+
 def check_submittable(result: RunResult, file: str) -> None:
     """Raise ResultError (one line naming ``file``) unless the run is complete and comparable:
     every model has a 64-hex checkpoint sha256; dataset name and split are set and images were
@@ -48,6 +71,7 @@ def check_submittable(result: RunResult, file: str) -> None:
                               "checksummed checkpoints can be submitted")
         if not m.config:
             raise ResultError(f"{file}: model '{m.name}' has no config")
+    check_users_code_recorded(result, file)
     if not d.name or not d.split or d.num_images < 1:
         raise ResultError(f"{file}: dataset name, split and a positive num_images are required")
     if d.shard is not None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from benchmark.errors import ResultError
 from benchmark.results.entry import EntryMetadata, LeaderboardEntry
 from benchmark.results.intervals import interval_of, mean_miou_draws
-from benchmark.results.schema import CLEAN, DatasetInfo, SourceInfo
+from benchmark.results.schema import BUILT_IN, CLEAN, DatasetInfo, SourceInfo
 from benchmark.results.tracks import TrackInfo
 
 RANKING_RULE = (
@@ -36,7 +36,8 @@ class Row:
 
     ``blackbox_ci`` is the 95 % interval of ``blackbox_mean``; ``next_difference`` the interval of
     (this row's black-box mean minus the next row's), None for the last row or when the two are not
-    comparable (other images or interval settings); ``tied_with_next`` says it contains 0."""
+    comparable (other images or interval settings); ``tied_with_next`` says it contains 0. ``origin`` is
+    "built-in" or the users' code the entry used (:attr:`LeaderboardEntry.origin_text`)."""
 
     rank: int
     attack: str
@@ -53,6 +54,7 @@ class Row:
     settings: dict = field(default_factory=dict)
     metadata: EntryMetadata | None = None
     entry_path: str = ""
+    origin: str = BUILT_IN
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ def rank_table(entries: Iterable[LeaderboardEntry]) -> Table:
         difference = interval_of(draws[i][1] - following[1], e.intervals.level) if comparable else None
         tied = difference is not None and difference[0] <= 0 <= difference[1]
         rows.append(Row(i + 1, *head, ci, *tail, difference, tied, dict(e.attack.settings), e.metadata,
-                        e.relative_path.as_posix()))
+                        e.relative_path.as_posix(), e.origin_text))
     rows = tuple(rows)
     return Table(dataset=entries[0].dataset, track=entries[0].track, source=source, targets=targets,
                  white_box=tuple(t in source.models for t in targets), clean=clean, rows=rows)

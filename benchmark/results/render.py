@@ -3,10 +3,12 @@
 Both show mIoU in percent with 2 decimals and intervals, one section per (dataset, track) and one
 table per source in it, the ranking rule, and each target's clean mIoU in its column header. A
 "white-box" mean column appears only for ensemble sources (for one source model it would repeat that
-model's column). The HTML page embeds its heatmaps (data URIs) and a small script that sorts a table when
-a header is clicked (shown by an arrow and ``aria-sort``), keeping entries that lack a target below the
-complete ones under every sort; each attack cell opens a disclosure with the entry's settings, hash,
-metadata and a link to its JSON file. It loads nothing from elsewhere.
+model's column), an "origin" column only in a table with an entry that used users' code (a plugin attack
+or a factory-built model: its import spec and version; "built-in" for the others). The HTML page embeds
+its heatmaps (data URIs) and a small script that sorts a table when a header is clicked (shown by an
+arrow and ``aria-sort``), keeping entries that lack a target below the complete ones under every sort;
+each attack cell opens a disclosure with the entry's settings, hash, metadata and a link to its JSON
+file. It loads nothing from elsewhere.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from benchmark.results.info import BUILT_IN
 from benchmark.results.ranking import RANKING_RULE, Row, Table
 from benchmark.results.report import WHITE_BOX_MARK, ci_text, diff_text, pct
 
@@ -37,6 +40,12 @@ def has_whitebox_column(table: Table) -> bool:
     return len(table.source.models) > 1
 
 
+def has_origin_column(table: Table) -> bool:
+    """An origin column only when an entry of the table used users' code (pages of built-in entries
+    stay as they were)."""
+    return any(row.origin != BUILT_IN for row in table.rows)
+
+
 def _clean_text(low: float, high: float) -> str:
     return f"clean {pct(low)}" if pct(low) == pct(high) else f"clean {pct(low)}-{pct(high)}"
 
@@ -54,8 +63,9 @@ def _columns(table: Table) -> list[tuple[str, str]]:
     fixed = [("rank", "num"), ("attack", "text"), ("black-box mean", "num"), ("vs next", "text")]
     if has_whitebox_column(table):
         fixed.append(("white-box mean", "num"))
+    origin = [("origin", "text")] if has_origin_column(table) else []
     return [*fixed, *((title, "num") for title in target_headers(table)), ("missing", "text"), ("reference", "text"),
-            ("seeds", "text"), ("settings", "text"), ("entry", "text")]
+            *origin, ("seeds", "text"), ("settings", "text"), ("entry", "text")]
 
 
 def header(table: Table) -> list[str]:
@@ -86,8 +96,9 @@ def row_cells(row: Row, table: Table) -> list[str]:
     rank = f"{row.rank}" + (" (missing)" if row.missing else "")
     mean = pct(row.blackbox_mean) + (f" {ci_text(row.blackbox_ci)}" if row.blackbox_ci else "")
     white = [pct(row.whitebox)] if has_whitebox_column(table) else []
+    origin = [row.origin] if has_origin_column(table) else []
     return [rank, row.attack, mean, next_text(row), *white, *(pct(v) for v in row.cells), ", ".join(row.missing),
-            reference_text(row), ",".join(map(str, row.seeds)), row.settings_hash, row.entry_id]
+            reference_text(row), *origin, ",".join(map(str, row.seeds)), row.settings_hash, row.entry_id]
 
 
 def _sort_values(row: Row, table: Table) -> list[str]:
@@ -96,8 +107,10 @@ def _sort_values(row: Row, table: Table) -> list[str]:
         return "" if v is None else repr(v)
     low = "" if row.next_difference is None else repr(row.next_difference[0])
     white = [num(row.whitebox)] if has_whitebox_column(table) else []
+    origin = [row.origin] if has_origin_column(table) else []
     return [num(row.rank), row.attack, num(row.blackbox_mean), low, *white, *(num(v) for v in row.cells),
-            ", ".join(row.missing), reference_text(row), ",".join(map(str, row.seeds)), row.settings_hash, row.entry_id]
+            ", ".join(row.missing), reference_text(row), *origin, ",".join(map(str, row.seeds)), row.settings_hash,
+            row.entry_id]
 
 
 def _sections(tables: Sequence[Table]) -> list[tuple[str, list[Table]]]:
@@ -146,7 +159,8 @@ _JS = """document.querySelectorAll("table.board").forEach(function(table){
   heads.forEach(function(th, col){
     th.addEventListener("click", function(){
       var asc = th.getAttribute("aria-sort") !== "ascending";
-      heads.forEach(function(other){ other.setAttribute("aria-sort", "none"); other.querySelector(".arrow").textContent = ""; });
+      heads.forEach(function(other){ other.setAttribute("aria-sort", "none"); """ \
+    """other.querySelector(".arrow").textContent = ""; });
       th.setAttribute("aria-sort", asc ? "ascending" : "descending");
       th.querySelector(".arrow").textContent = asc ? "\\u25B2" : "\\u25BC";
       var body = table.tBodies[0], rows = Array.prototype.slice.call(body.rows);

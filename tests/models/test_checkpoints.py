@@ -12,7 +12,8 @@ import torch
 
 from benchmark.errors import CheckpointError
 from benchmark.models import build_segmentor
-from benchmark.models.checkpoints import align_keys, load_state_dict, read_checkpoint, save_checkpoint, sha256_file
+from benchmark.fileio import sha256_file
+from benchmark.models.checkpoints import align_keys, load_state_dict, read_checkpoint, save_checkpoint
 from benchmark.models.zoo import REPO_ROOT
 from tests.models.tiny import tiny_config
 
