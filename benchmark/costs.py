@@ -3,7 +3,7 @@
 No torch and no I/O here: ``benchmark plan`` (:mod:`benchmark.lightning.plan`) counts, measures and
 prints; these functions compute, and tests check them by hand.
 
-The model of a job (README "Cost plan"):
+The model of a job (docs/how-to/cluster.md, "Cost plan"):
 
 - every attack runs on every source with every seed: C = sources x attacks x seeds conditions, and
   every target evaluates each image once clean and once per condition;

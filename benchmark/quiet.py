@@ -36,7 +36,7 @@ KNOWN_WARNINGS: tuple[Known, ...] = (
           "that needs it fails to build with its own error. mmseg imports it on every model build."),
     Known(r"pkg_resources is deprecated as an API", r"mmengine\.utils\.package_utils|importlib", UserWarning,
           "setuptools' notice to mmengine, whose is_installed() imports (then reloads, hence importlib) "
-          "pkg_resources while reading a config; the pinned setuptools<81 still has it (README)."),
+          "pkg_resources while reading a config; the pinned setuptools<81 still has it (docs/how-to/install.md)."),
     Known(r"``build_loss`` would be deprecated soon", r"mmseg\.models\.builder", UserWarning,
           "mmseg's own decode heads call its old loss builder; nothing for a user to change."),
     Known(r"Default ``avg_non_ignore`` is False", r"mmseg\.models\.losses\.cross_entropy_loss", UserWarning,

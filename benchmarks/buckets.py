@@ -10,7 +10,7 @@ attack (``--attack``, ``--steps``) and the source as the only target. Printed: t
 ``timings.wall_s``) and images/s over the repeats, the speed-up of the bucketed runs, and whether the two
 settings wrote the same per-image records (or how far apart they are: another batch size can change
 a convolution's summation order, on the CPU too for ResNet-50's layers, and move a count at near-tied
-pixels; see README "Images of mixed sizes").
+pixels; see docs/how-to/cluster.md, "Images of mixed sizes").
 
 Usage:
     python benchmarks/buckets.py                                  # CPU: 12 images, batch 4, PGD 2 steps

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The prepared GPU check (README "GPU check"): on a machine with CUDA, its own torch and the project's
+# The prepared GPU check (docs/how-to/gpu-check.md, "GPU check"): on a machine with CUDA, its own torch and the project's
 # other dependencies (or their wheels in .whl/, made by benchmarks/gpu_wheels.sh), run
 #   1. tests/gpu (every attack on CUDA in fp32 and bf16, slide mode, the CLI on a GPU),
 #   2. benchmarks/gpu_check.py: PSPNet-R50 and DeepLabV3-R50 (random weights), PGD and TranSegPGD at

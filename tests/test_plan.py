@@ -86,7 +86,7 @@ def _modifiers(name: str) -> set[str]:
 
 
 def analytic(name: str, **settings) -> tuple[int, int]:
-    """(grad, eval) per image from the attack's definition (README "Attacks", attacks.md)."""
+    """(grad, eval) per image from the attack's definition (docs/explanation/attack-core.md, "Attacks", attacks.md)."""
     s = build_attack(name, **settings).to_dict()
     base, mods = name.split("+")[0], _modifiers(name)
     steps = s["steps"]

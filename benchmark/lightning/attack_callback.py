@@ -222,7 +222,7 @@ class AttackCallback(AdversarialSource):
             raise ConfigError("the attack needs gradients: run the Trainer with inference_mode=False")
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
-        if not self._started:  # the start-up cost a user waits for (README "Speed of the whole job")
+        if not self._started:  # the start-up cost a user waits for (docs/explanation/performance.md, "Speed of the whole job")
             self._started = True
             log.info("first attack started %.2f s after the command (rank %d)", seconds_since_start(),
                      trainer.global_rank)

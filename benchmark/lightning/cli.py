@@ -111,8 +111,8 @@ def _env_list(name: str) -> list[str] | None:
 
 
 class BenchmarkCLI(LightningCLI):
-    """Run a transfer benchmark: attack on the sources, evaluate every target (README "Running
-    experiments"). Extra flags: --fresh (discard an interrupted run's journal), --takeover (take the out_dir
+    """Run a transfer benchmark: attack on the sources, evaluate every target (docs/how-to/run-experiments.md).
+    Extra flags: --fresh (discard an interrupted run's journal), --takeover (take the out_dir
     lock of a run that is gone, e.g. on a lost node), --debug (tracebacks)."""
 
     prog = "benchmark run"

@@ -1,4 +1,5 @@
-"""TranSegPGD's ``stage1_priority`` (README ambiguity register A17): which stage-1 branch is weighted up."""
+"""TranSegPGD's ``stage1_priority`` (the ambiguity register A17, docs/explanation/transegpgd.md): which stage-1
+branch is weighted up."""
 
 from __future__ import annotations
 
@@ -69,7 +70,8 @@ def test_default_is_left_out_of_the_settings_and_their_hash():
     assert default.settings_hash == explicit.settings_hash
     assert fooled.to_dict()["stage1_priority"] == "fooled" and fooled.settings_hash != default.settings_hash
     assert default.settings.base.stage1_priority == "correct"
-    # the hash of the defaults before the option existed (README "TranSegPGD option ablation" runs)
+    # the hash of the defaults before the option existed (the "TranSegPGD option ablation" runs,
+    # docs/explanation/findings.md)
     assert default.settings_hash == "a07bd51fe887"
 
 

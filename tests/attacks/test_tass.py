@@ -9,7 +9,7 @@ there, with two changes that do not change what it computes on these inputs:
   model's input range in this benchmark, with eps = 8/255.
 
 The images lie in [0.1, 0.9], so neither side's box clamp binds (the authors clamp only the returned
-image, our core every iterate; README "TASS").
+image, our core every iterate; docs/explanation/attack-core.md, "TASS").
 """
 
 from __future__ import annotations

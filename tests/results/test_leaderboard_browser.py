@@ -4,34 +4,19 @@ clicking each column header, the sort indicator, the embedded heatmaps, the sett
 Skipped, with the reason, where chromium, chromedriver or selenium is missing (``.ci/run`` installs
 them when it can)."""
 
-import shutil
-
 import pytest
 
+from tests.browser import MARKS, headless_chromium
 from tests.results.test_leaderboard import board  # noqa: F401  (the ranked fixture board)
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-DRIVER = shutil.which("chromedriver")
 selenium = pytest.importorskip("selenium", reason="selenium is not installed")
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="no chromium + chromedriver on this machine "
-                                 "(Debian: apt-get install chromium chromium-driver)")]
+pytestmark = MARKS
 
 
 @pytest.fixture()
 def browser(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1600,1200"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
-    yield driver
-    driver.quit()
+    with headless_chromium(tmp_path / "profile", "1600,1200") as driver:
+        yield driver
 
 
 def _rows(table):

@@ -3,7 +3,7 @@
 Paper: "Transferable Attack for Semantic Segmentation", He et al., arXiv:2307.16572. NI (decay 1) on
 CE with the ground truth, DI shrinking by up to 30 px with p 0.7 (``modifiers/tdi.py``), a 5x5
 Gaussian blur of the model input after DI (``modifiers/blur.py``), 10 steps of eps / 10 from the clean
-image (README "TASS").
+image (docs/explanation/attack-core.md, "TASS").
 """
 
 from __future__ import annotations
