@@ -91,10 +91,11 @@ def _check_consistent(entries: list[LeaderboardEntry]) -> None:
         if e.track != first.track:
             raise ResultError(f"{where}: entries with different budgets share the track name")
         for m in e.models:
-            seen = models.setdefault(m.name, (m.checkpoint_sha256, m.config, m.inference_mode))
-            if seen != (m.checkpoint_sha256, m.config, m.inference_mode):
+            code = None if m.origin is None else tuple(m.origin.sha256.items())  # a factory model's sources
+            identity = (m.checkpoint_sha256, m.config, m.inference_mode, code)
+            if models.setdefault(m.name, identity) != identity:
                 raise ResultError(f"{where}: model '{m.name}' appears with different checkpoints, "
-                                  f"configs or inference modes (attack '{e.attack.name}')")
+                                  f"configs, inference modes or factory sources (attack '{e.attack.name}')")
 
 
 def _mean(values: Iterable[float]) -> float | None:

@@ -340,6 +340,31 @@ def test_inconsistent_checkpoint_refused(tmp_path):
         build(tmp_path / "lb", tmp_path / "out")
 
 
+def test_a_factory_model_with_other_sources_is_refused(tmp_path):
+    """Two entries naming target t1 built by the same factory spec from different source files are not
+    comparable, even with the same checkpoint."""
+    import dataclasses
+
+    from benchmark.results import Origin
+
+    def with_factory(result, digest):
+        origin = Origin.from_dict({"import": "models/build.py", "distribution": None, "version": None,
+                                   "sha256": {"build.py": digest}})
+        return dataclasses.replace(result, models=tuple(
+            dataclasses.replace(m, config="models/build.py:build", origin=origin) if m.name == "t1" else m
+            for m in result.models))
+
+    _submit(tmp_path, with_factory(build_result(attacks=("pgd",)), "a" * 64))
+    _submit(tmp_path, with_factory(build_result(attacks=("bim",), settings={"bim": settings_for("bim")}), "a" * 64),
+            name="b.json")
+    build(tmp_path / "lb", tmp_path / "same")  # the same sources: one table
+    _submit(tmp_path, with_factory(build_result(attacks=("segpgd",), settings={"segpgd": settings_for("segpgd")}),
+                                   "b" * 64), name="c.json")
+    with pytest.raises(ResultError, match="model 't1' appears with different checkpoints, configs, inference "
+                                          "modes or factory sources"):
+        build(tmp_path / "lb", tmp_path / "out")
+
+
 def test_empty_leaderboard_builds(tmp_path):
     build(tmp_path / "lb", tmp_path / "out")
     assert "No entries yet." in (tmp_path / "out" / "leaderboard.md").read_text()
