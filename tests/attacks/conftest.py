@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from benchmark.attacks import ATTACKS, build_attack
-from benchmark.attacks.conformance import PixelLinear, TinySegNet  # noqa: F401 -- the check's models
+from benchmark.attacks.conformance import PixelLinear, TinySegNet, make_batch  # noqa: F401 -- the check's models
+from benchmark.attacks.conformance import generators as gens  # noqa: F401
 from benchmark.attacks.registry import LISTED_COMBINATIONS, copy_settings
 
 
@@ -32,10 +33,6 @@ def _cpu_numerics():
 
 COMBINATIONS = list(LISTED_COMBINATIONS)
 ALL_NAMES = list(ATTACKS) + COMBINATIONS
-# parts that move gradient between pixels (SSA passes each copy's gradient straight through: not one)
-SPATIAL = ("di", "tdi", "ti", "blur", "ds", "bsr")
-#: Label-free attacks (FSPGD): the ignore-index invariants do not apply to them.
-LABEL_FREE = [n for n in ALL_NAMES if not build_attack(n).uses_labels]
 
 
 def build_small(name: str, **settings):
@@ -54,19 +51,6 @@ def has_modifier(name: str, mods: tuple[str, ...]) -> bool:
 class Identity(nn.Module):
     def forward(self, x):
         return x
-
-
-def make_batch(n: int = 2, c: int = 3, h: int = 17, w: int = 29, k: int = 4, seed: int = 0, ignore: bool = True):
-    gen = torch.Generator().manual_seed(seed)
-    images = torch.rand(n, c, h, w, generator=gen)
-    labels = torch.randint(0, k, (n, h, w), generator=gen)
-    if ignore:
-        labels[:, :3, :5] = 255
-    return images, labels
-
-
-def gens(n: int, seed: int = 0):
-    return [torch.Generator().manual_seed(seed + i) for i in range(n)]
 
 
 MODEL_KINDS = ["single", "ens_logits", "ens_loss"]
